@@ -1,0 +1,337 @@
+//! `deployment_config.json`: which cloud, where, and what each project runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ServiceKind;
+use crate::names;
+
+/// Environments every project has unless the configuration says otherwise.
+pub const DEFAULT_ENVIRONMENTS: [&str; 2] = ["prod", "uat"];
+
+/// The port every agent listens on, unless configured.
+pub const DEFAULT_AGENT_PORT: u16 = 7700;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// Where droplets come from.
+    #[serde(default)]
+    pub provider: ProviderKind,
+    /// The cloud region droplets are made in.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// How services run on droplets.
+    #[serde(default)]
+    pub deployment_platform: Platform,
+    /// Environments of every project that does not name its own.
+    #[serde(default = "default_environments")]
+    pub environments: Vec<String>,
+    /// The SSH key `--init` makes for bootstrap and break-glass access; `~` is the home directory.
+    #[serde(default = "default_ssh_key_path")]
+    pub ssh_key_path: String,
+    /// The port agents listen on.
+    #[serde(default = "default_agent_port")]
+    pub agent_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_config: Option<GitConfig>,
+    /// Projects by name: what each runs. A CSV project missing here runs no services yet.
+    #[serde(default)]
+    pub projects: BTreeMap<String, ProjectConfig>,
+}
+
+/// The cloud droplets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Droplets are agent processes on this machine's loopback addresses.
+    #[default]
+    Local,
+    /// Droplets are DigitalOcean droplets, through its API.
+    Digitalocean,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::Digitalocean => "digitalocean",
+        }
+    }
+}
+
+/// How services are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    #[default]
+    Docker,
+    Podman,
+    Kubernetes,
+    Process,
+}
+
+/// Where project repositories live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    pub base_url: String,
+    /// `{base_url}` and `{project}` are replaced.
+    #[serde(default = "default_url_pattern")]
+    pub url_pattern: String,
+}
+
+/// What one project runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Overrides the fleet-wide environments for this project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environments: Option<Vec<String>>,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// One service of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    #[serde(rename = "type", default)]
+    pub kind: ServiceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerfile_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_context: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Names of the secrets the service needs (`db_password`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Where this service's hash-derived ports start; a default per service name otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_port: Option<u16>,
+}
+
+impl DeploymentConfig {
+    /// The environments of a project.
+    pub fn environments_of(&self, project: &str) -> &[String] {
+        self.projects
+            .get(project)
+            .and_then(|p| p.environments.as_deref())
+            .unwrap_or(&self.environments)
+    }
+}
+
+/// A refusal of `deployment_config.json`, naming the JSON path of the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{at}: {problem}", file = file.display(), at = if json_path.is_empty() || json_path == "." { String::new() } else { format!(" at {json_path}") })]
+pub struct DeployConfigError {
+    pub file: PathBuf,
+    /// Dotted path of the offending value, such as `projects.hostomatic.services.backend.type`.
+    pub json_path: String,
+    pub problem: String,
+}
+
+/// Reads and validates `deployment_config.json`.
+pub fn load(file: &Path) -> Result<DeploymentConfig, DeployConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|err| DeployConfigError {
+        file: file.to_path_buf(),
+        json_path: String::new(),
+        problem: format!("cannot be read: {err}"),
+    })?;
+    parse(file, &text)
+}
+
+/// Validates the text of a `deployment_config.json`; `file` is only used in messages.
+pub fn parse(file: &Path, text: &str) -> Result<DeploymentConfig, DeployConfigError> {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    let config: DeploymentConfig =
+        serde_path_to_error::deserialize(deserializer).map_err(|err| DeployConfigError {
+            file: file.to_path_buf(),
+            json_path: err.path().to_string(),
+            problem: err.into_inner().to_string(),
+        })?;
+    validate(&config).map_err(|(json_path, problem)| DeployConfigError {
+        file: file.to_path_buf(),
+        json_path,
+        problem,
+    })?;
+    Ok(config)
+}
+
+fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
+    check_environments("environments", &config.environments)?;
+    if config.agent_port < 1024 {
+        return Err((
+            "agent_port".into(),
+            format!(
+                "{} is a privileged port; use 1024 or above",
+                config.agent_port
+            ),
+        ));
+    }
+    if config.region.trim().is_empty() {
+        return Err((
+            "region".into(),
+            "must name a region, such as \"nyc3\"".into(),
+        ));
+    }
+    for (project, project_config) in &config.projects {
+        let at = format!("projects.{project}");
+        names::check(project, names::MAX_PROJECT_NAME)
+            .map_err(|reason| (at.clone(), format!("project name {project:?} {reason}")))?;
+        if let Some(environments) = &project_config.environments {
+            check_environments(&format!("{at}.environments"), environments)?;
+        }
+        for (service, service_config) in &project_config.services {
+            let at = format!("{at}.services.{service}");
+            names::check_service(service, 30)
+                .map_err(|reason| (at.clone(), format!("service name {service:?} {reason}")))?;
+            if let Some(base) = service_config.base_port
+                && !(1024..=60000).contains(&base)
+            {
+                return Err((
+                    format!("{at}.base_port"),
+                    format!("{base} is outside 1024–60000"),
+                ));
+            }
+            for (index, secret) in service_config.secrets.iter().enumerate() {
+                let valid = !secret.is_empty()
+                    && secret.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && secret
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err((
+                        format!("{at}.secrets[{index}]"),
+                        format!(
+                            "secret name {secret:?} may only hold letters, digits and '_', starting with a letter"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_environments(at: &str, environments: &[String]) -> Result<(), (String, String)> {
+    if environments.is_empty() {
+        return Err((
+            at.into(),
+            "must name at least one environment, such as \"prod\"".into(),
+        ));
+    }
+    for (index, environment) in environments.iter().enumerate() {
+        let valid = !environment.is_empty()
+            && environment.len() <= 10
+            && environment.starts_with(|c: char| c.is_ascii_lowercase())
+            && environment
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !valid {
+            return Err((
+                format!("{at}[{index}]"),
+                format!(
+                    "environment {environment:?} must be up to 10 lower-case letters and digits, starting with a letter"
+                ),
+            ));
+        }
+        if environments[..index].contains(environment) {
+            return Err((
+                format!("{at}[{index}]"),
+                format!("environment {environment:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn default_region() -> String {
+    "nyc3".into()
+}
+
+fn default_environments() -> Vec<String> {
+    DEFAULT_ENVIRONMENTS.iter().map(|e| e.to_string()).collect()
+}
+
+fn default_ssh_key_path() -> String {
+    "~/.ssh/infrastructure_key".into()
+}
+
+fn default_agent_port() -> u16 {
+    DEFAULT_AGENT_PORT
+}
+
+fn default_url_pattern() -> String {
+    "{base_url}/{project}.git".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str) -> String {
+        parse(Path::new("config/deployment_config.json"), text)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn an_empty_object_takes_every_default() {
+        let config = parse(Path::new("c.json"), "{}").expect("valid");
+        assert_eq!(config.provider, ProviderKind::Local);
+        assert_eq!(config.environments, ["prod", "uat"]);
+        assert_eq!(config.agent_port, DEFAULT_AGENT_PORT);
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_json_path() {
+        let text = r#"{"projects": {"hostomatic": {"services": {"backend": {"type": "wrker"}}}}}"#;
+        let message = refusal(text);
+        assert!(
+            message.starts_with("config/deployment_config.json at projects.hostomatic.services.backend.type: unknown variant `wrker`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_path() {
+        let message = refusal(r#"{"projects": {"app": {"servces": {}}}}"#);
+        assert!(
+            message.contains("at projects.app.servces: unknown field `servces`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_name_their_path() {
+        let message = refusal(
+            r#"{"projects": {"app": {"services": {"api": {"secrets": ["db password"]}}}}}"#,
+        );
+        assert!(
+            message
+                .contains("at projects.app.services.api.secrets[0]: secret name \"db password\""),
+            "{message}"
+        );
+        let message = refusal(r#"{"environments": ["prod", "Staging"]}"#);
+        assert!(
+            message.contains("at environments[1]: environment \"Staging\""),
+            "{message}"
+        );
+        let message = refusal(r#"{"projects": {"Bad_Name": {}}}"#);
+        assert!(
+            message.contains("at projects.Bad_Name: project name"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn broken_json_is_refused() {
+        assert!(refusal("{\"provider\": ").contains("config/deployment_config.json"));
+        assert!(refusal(r#"{"provider": "aws"}"#).contains("at provider: unknown variant `aws`"));
+    }
+}
