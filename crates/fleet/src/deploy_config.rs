@@ -50,15 +50,12 @@ pub enum ProviderKind {
     /// Droplets are agent processes on this machine's loopback addresses.
     #[default]
     Local,
-    /// Droplets are DigitalOcean droplets, through its API.
-    Digitalocean,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
-            ProviderKind::Digitalocean => "digitalocean",
         }
     }
 }

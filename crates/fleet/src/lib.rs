@@ -9,6 +9,7 @@ pub mod deploy_config;
 pub mod desired;
 pub mod model;
 pub mod names;
+pub mod notify_config;
 pub mod plan;
 pub mod ports;
 pub mod projects;

@@ -205,7 +205,8 @@ impl Plan {
             provider: provider.to_string(),
             projects: self.services.clone(),
             heartbeat: previous.heartbeat.clone(),
-            administrator_ips: previous.administrator_ips.clone(),
+            admin_ip: previous.admin_ip.clone(),
+            additional_ips: previous.additional_ips.clone(),
             ..State::default()
         };
         for (name, droplet) in kept {

@@ -44,11 +44,17 @@ pub fn default_base_port(service: &str) -> u16 {
 }
 
 /// The ports in use on each droplet while a plan is made.
-#[derive(Debug, Default)]
+///
+/// One bit per port per droplet. Probing ORs the words of every droplet a service runs on and
+/// looks for a zero bit, so a crowded droplet costs a few word operations per 64 ports.
+#[derive(Debug)]
 pub struct PortBook {
-    agent_port: u16,
-    used: HashMap<String, Box<[u64; 1024]>>,
+    reserved: Box<[u64; WORDS]>,
+    slots: HashMap<String, usize>,
+    used: Vec<Box<[u64; WORDS]>>,
 }
+
+const WORDS: usize = 65536 / 64;
 
 /// No port was left on the droplets a service runs on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,28 +66,31 @@ pub struct PortsExhausted {
 
 impl PortBook {
     pub fn new(agent_port: u16) -> PortBook {
+        let mut reserved = Box::new([0; WORDS]);
+        for port in (0..1024).chain([agent_port]) {
+            set(&mut reserved, port);
+        }
         PortBook {
-            agent_port,
-            used: HashMap::new(),
+            reserved,
+            slots: HashMap::new(),
+            used: Vec::new(),
         }
     }
 
     /// Whether `port` is free on every one of `droplets`.
     pub fn is_free(&self, port: u16, droplets: &[String]) -> bool {
-        !is_reserved(port, self.agent_port)
-            && droplets
-                .iter()
-                .all(|d| self.used.get(d).is_none_or(|bits| !test(bits, port)))
+        !test(&self.reserved, port)
+            && droplets.iter().all(|d| {
+                self.slots
+                    .get(d)
+                    .is_none_or(|slot| !test(&self.used[*slot], port))
+            })
     }
 
     /// Takes `port` on every one of `droplets`.
     pub fn take(&mut self, port: u16, droplets: &[String]) {
-        for droplet in droplets {
-            let bits = self
-                .used
-                .entry(droplet.clone())
-                .or_insert_with(|| Box::new([0; 1024]));
-            bits[usize::from(port / 64)] |= 1 << (port % 64);
+        for slot in self.slots_of(droplets) {
+            set(&mut self.used[slot], port);
         }
     }
 
@@ -93,20 +102,59 @@ impl PortBook {
         candidate: u16,
         droplets: &[String],
     ) -> Result<u16, PortsExhausted> {
-        let start = candidate.max(1024);
-        let port = (start..=u16::MAX)
-            .chain(1024..start)
-            .find(|port| self.is_free(*port, droplets))
+        let slots = self.slots_of(droplets);
+        let start = u32::from(candidate.max(1024));
+        let port = self
+            .first_free(&slots, start, 65536)
+            .or_else(|| self.first_free(&slots, 1024, start))
             .ok_or_else(|| PortsExhausted {
                 service: service.to_string(),
                 droplets: droplets.to_vec(),
             })?;
-        self.take(port, droplets);
+        for slot in slots {
+            set(&mut self.used[slot], port);
+        }
         Ok(port)
+    }
+
+    fn slots_of(&mut self, droplets: &[String]) -> Vec<usize> {
+        droplets
+            .iter()
+            .map(|droplet| match self.slots.get(droplet) {
+                Some(slot) => *slot,
+                None => {
+                    self.used.push(Box::new([0; WORDS]));
+                    self.slots.insert(droplet.clone(), self.used.len() - 1);
+                    self.used.len() - 1
+                }
+            })
+            .collect()
+    }
+
+    /// The lowest port in `from..to` free on every slot.
+    fn first_free(&self, slots: &[usize], from: u32, to: u32) -> Option<u16> {
+        let mut port = from;
+        while port < to {
+            let word = (port / 64) as usize;
+            let taken = slots.iter().fold(self.reserved[word], |bits, slot| {
+                bits | self.used[*slot][word]
+            });
+            let free = !taken & (u64::MAX << (port % 64));
+            if free != 0 {
+                let found = word as u32 * 64 + free.trailing_zeros();
+                return (found < to).then(|| u16::try_from(found).expect("below 65536"));
+            }
+            port = (word as u32 + 1) * 64;
+        }
+        None
     }
 }
 
-fn test(bits: &[u64; 1024], port: u16) -> bool {
+fn set(bits: &mut [u64; WORDS], port: u16) {
+    bits[usize::from(port / 64)] |= 1 << (port % 64);
+}
+
+fn test(bits: &[u64; WORDS], port: u16) -> bool {
     bits[usize::from(port / 64)] & (1 << (port % 64)) != 0
 }
 

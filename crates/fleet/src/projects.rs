@@ -119,6 +119,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<ProjectRow>, ProjectsCsvEr
     let text = decode(path, bytes)?;
     let mut reader = reader_of(text);
     let mut records = reader.records();
+    let mut lines = LineCounter::new(text);
     let err = |line, field, problem| ProjectsCsvError::new(path, line, field, problem);
 
     let (header_line, header) = loop {
@@ -127,7 +128,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<ProjectRow>, ProjectsCsvEr
             Some(record) => {
                 let mut record =
                     record.map_err(|e| err(None, None, CsvProblem::Syntax(e.to_string())))?;
-                let line = line_of(text, &record);
+                let line = lines.line_of(&record);
                 record.trim();
                 if !is_blank(&record) {
                     break (line, record);
@@ -141,7 +142,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<ProjectRow>, ProjectsCsvEr
     let mut seen: HashMap<String, u64> = HashMap::new();
     for record in records {
         let mut record = record.map_err(|e| err(None, None, CsvProblem::Syntax(e.to_string())))?;
-        let line = line_of(text, &record);
+        let line = lines.line_of(&record);
         // Trimmed after the line is taken: trimming drops the record's position.
         record.trim();
         if is_blank(&record) {
@@ -260,18 +261,42 @@ fn is_blank(record: &csv::StringRecord) -> bool {
     record.iter().all(str::is_empty)
 }
 
-/// The line a record starts on, counted from its byte offset: the reader's own line count
-/// misses blank lines, and after CRLF its offset points at the line feed before the record.
-fn line_of(text: &str, record: &csv::StringRecord) -> u64 {
-    let bytes = text.as_bytes();
-    let mut offset = record
-        .position()
-        .map_or(0, |p| p.byte() as usize)
-        .min(bytes.len());
-    while offset < bytes.len() && matches!(bytes[offset], b'\r' | b'\n') {
-        offset += 1;
+/// Counts lines as the reader moves through the text, so finding a record's line costs only
+/// the bytes since the previous record.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            bytes: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
     }
-    bytes[..offset].iter().filter(|b| **b == b'\n').count() as u64 + 1
+
+    /// The line a record starts on. The reader's own line count misses blank lines it
+    /// skipped, and after CRLF its offset points at the line feed before the record.
+    fn line_of(&mut self, record: &csv::StringRecord) -> u64 {
+        let mut target = record
+            .position()
+            .map_or(0, |p| p.byte() as usize)
+            .min(self.bytes.len());
+        while target < self.bytes.len() && matches!(self.bytes[target], b'\r' | b'\n') {
+            target += 1;
+        }
+        if target >= self.offset {
+            self.line += self.bytes[self.offset..target]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
+            self.offset = target;
+        }
+        self.line
+    }
 }
 
 /// The line on which a quoted field opens without closing, if any.

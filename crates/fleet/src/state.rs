@@ -29,9 +29,12 @@ pub struct State {
     pub projects: BTreeMap<String, BTreeMap<String, ServiceRecord>>,
     #[serde(default)]
     pub heartbeat: HeartbeatConfig,
-    /// Addresses allowed to reach the fleet's administrative ports (`--update-ip`).
-    #[serde(default)]
-    pub administrator_ips: Vec<String>,
+    /// The administrator's address (`--update-ip`, `ADMIN_IP`), as a CIDR block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_ip: Option<String>,
+    /// Further addresses allowed in (`ADDITIONAL_IPS`), as CIDR blocks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_ips: Vec<String>,
     /// When the state was last written (RFC 3339), by whom it was written is in the lock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
@@ -106,7 +109,8 @@ impl Default for State {
             droplets: BTreeMap::new(),
             projects: BTreeMap::new(),
             heartbeat: HeartbeatConfig::default(),
-            administrator_ips: Vec::new(),
+            admin_ip: None,
+            additional_ips: Vec::new(),
             updated_at: None,
         }
     }

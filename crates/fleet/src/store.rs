@@ -17,7 +17,14 @@ pub struct StateStore {
 /// Proof that the caller holds the state lock; released when dropped.
 #[derive(Debug)]
 pub struct StateLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        // Nobody holds it any more; an empty lock file says so, and leaves no trace behind.
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// Why the state could not be read, locked or written.
@@ -127,7 +134,7 @@ impl StateStore {
         file.rewind().map_err(lock_err)?;
         file.write_all(holder.as_bytes()).map_err(lock_err)?;
         file.flush().map_err(lock_err)?;
-        Ok(StateLock { _file: file })
+        Ok(StateLock { file })
     }
 
     /// Writes the state atomically, keeping the previous version as the backup.

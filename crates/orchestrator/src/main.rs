@@ -1,1 +1,45 @@
-fn main() {}
+//! The `orchestrator` binary: parses the command line, sets up logging, and hands over.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use orchestrator::cli::{Cli, RoleCommand};
+use tracing_subscriber::filter::LevelFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_agent = cli.role.is_some();
+    let level = match (is_agent, cli.verbose) {
+        (_, 2..) => LevelFilter::DEBUG,
+        (true, _) | (false, 1) => LevelFilter::INFO,
+        (false, 0) => LevelFilter::WARN,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(!is_agent && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(if is_agent { 1 } else { 4 })
+        .enable_all()
+        .build()
+        .expect("the async runtime starts");
+
+    let result = runtime.block_on(async move {
+        match cli.role {
+            Some(RoleCommand::Agent { droplet_dir }) => orchestrator::agent::run(&droplet_dir)
+                .await
+                .map_err(anyhow::Error::from),
+            None => orchestrator::commands::run(cli).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

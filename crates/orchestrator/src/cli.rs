@@ -1,0 +1,85 @@
+//! The command line, in the product description's shape: one flag per command.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, ArgGroup, Parser, Subcommand};
+
+/// Describe a fleet of servers in a CSV; the orchestrator creates them, keeps its state, and
+/// runs an agent on every one.
+#[derive(Debug, Parser)]
+#[command(name = "orchestrator", version, max_term_width = 100)]
+#[command(group(
+    ArgGroup::new("command")
+        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip"])
+        .required(true)
+))]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Write example configuration (projects.csv, deployment_config.json, email and SMS
+    /// settings, templates/, .env.example); existing files are kept.
+    #[arg(long)]
+    pub setup: bool,
+
+    /// Make the SSH key pair, validate every configuration file, record ADMIN_IP.
+    #[arg(long)]
+    pub init: bool,
+
+    /// Make the cloud match projects.csv: create, start, resize and destroy droplets, place
+    /// services, and record the result in infrastructure.json.
+    #[arg(long)]
+    pub orchestrate: bool,
+
+    /// With --orchestrate: destroy and recreate every droplet.
+    #[arg(long, requires = "orchestrate")]
+    pub force: bool,
+
+    /// Show droplets with their live health, services with ports and placement, and problems.
+    #[arg(long)]
+    pub status: bool,
+
+    /// Set a project's server count in projects.csv and orchestrate.
+    #[arg(long, num_args = 2, value_names = ["PROJECT", "N"])]
+    pub scale: Option<Vec<String>>,
+
+    /// Record the administrator's address (an IP or CIDR block) for the firewall.
+    #[arg(long, value_name = "IP")]
+    pub update_ip: Option<String>,
+
+    /// The configuration directory.
+    #[arg(long, value_name = "DIR", default_value = "config", global = true)]
+    pub config_dir: PathBuf,
+
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Apply a plan that destroys or resizes droplets without asking.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// How long to wait for another orchestrator working on the same fleet.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub lock_wait: u64,
+
+    /// More log output (-v: info, -vv: debug).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub role: Option<RoleCommand>,
+}
+
+/// The binary's other role.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Run a droplet's agent (the provider starts it; you rarely run it by hand).
+    Agent {
+        /// The droplet's directory, holding droplet.json.
+        #[arg(long, value_name = "DIR")]
+        droplet_dir: PathBuf,
+    },
+}

@@ -1,0 +1,233 @@
+//! `--status`: droplets with their live health, services with ports and placement, problems.
+//!
+//! The state file says what the fleet should be; the provider and the agents say what it is.
+//! Status shows both and names every difference, without changing anything.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fleet::{DropletStatus, ObservedDroplet, State};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::Context;
+use crate::output;
+
+/// What `--status --json` prints.
+#[derive(Debug, Serialize)]
+struct Status {
+    provider: String,
+    state_file: String,
+    droplets: Vec<DropletView>,
+    projects: BTreeMap<String, BTreeMap<String, fleet::state::ServiceRecord>>,
+    monitoring: Vec<String>,
+    issues: Vec<String>,
+    summary: fleet::state::Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct DropletView {
+    name: String,
+    role: String,
+    ip: String,
+    size: String,
+    region: String,
+    agent_port: u16,
+    /// `healthy`, `unreachable`, `not running` or `missing`.
+    health: String,
+    monitors: Vec<String>,
+    monitored_by: Vec<String>,
+}
+
+pub async fn run(context: &Context) -> anyhow::Result<()> {
+    let deploy = context.load_deploy_config()?;
+    let store = context.store();
+    let state = store.load()?;
+    let provider = context.provider(&deploy)?;
+    let observed = provider.list().await?;
+    let health = probe_all(&observed).await;
+
+    let mut issues = state.validate();
+    let mut droplets = Vec::new();
+    for name in state.droplet_names() {
+        let record = &state.droplets[name];
+        let live = observed
+            .iter()
+            .find(|d| d.name == name && d.id == record.id);
+        let health = match live {
+            None => {
+                issues.push(format!("droplet {name} ({}) is missing at the provider; run --orchestrate to replace it", record.id));
+                "missing".to_string()
+            }
+            Some(droplet) if droplet.status != DropletStatus::Active => "not running".to_string(),
+            Some(droplet) => health
+                .get(&droplet.id)
+                .cloned()
+                .unwrap_or_else(|| "unreachable".into()),
+        };
+        if let Some(ip) = live
+            .and_then(|d| d.ip.as_ref())
+            .filter(|ip| **ip != record.ip)
+        {
+            issues.push(format!(
+                "droplet {name} now has address {ip}, not {}; run --orchestrate to record it",
+                record.ip
+            ));
+        }
+        droplets.push(DropletView {
+            name: name.to_string(),
+            role: record.role.to_string(),
+            ip: record.ip.clone(),
+            size: record.size.clone(),
+            region: record.region.clone(),
+            agent_port: record.agent_port,
+            health,
+            monitors: record.monitors.clone(),
+            monitored_by: state.monitored_by(name),
+        });
+    }
+    for droplet in &observed {
+        if state
+            .droplets
+            .get(&droplet.name)
+            .is_none_or(|r| r.id != droplet.id)
+        {
+            issues.push(format!(
+                "droplet {} ({}) exists at the provider but not in the state; run --orchestrate to adopt or remove it",
+                droplet.name, droplet.id
+            ));
+        }
+    }
+
+    let status = Status {
+        provider: provider.name().to_string(),
+        state_file: store.path().display().to_string(),
+        monitoring: monitoring_notes(&state),
+        summary: state.summary(),
+        projects: state.projects.clone(),
+        droplets,
+        issues,
+    };
+    if context.json {
+        output::print_json(&status);
+    } else {
+        print_status(&status);
+    }
+    Ok(())
+}
+
+/// Asks every running droplet's agent for `/health`, all at once.
+async fn probe_all(observed: &[ObservedDroplet]) -> BTreeMap<String, String> {
+    let http = crate::http::client();
+    let mut probes = JoinSet::new();
+    for droplet in observed
+        .iter()
+        .filter(|d| d.status == DropletStatus::Active)
+    {
+        let Some(ip) = droplet.ip.clone() else {
+            continue;
+        };
+        let url = format!("http://{ip}:{}/health", droplet.agent_port);
+        let (http, id) = (http.clone(), droplet.id.clone());
+        probes.spawn(async move {
+            let answer = http.get(&url).timeout(Duration::from_secs(2)).send().await;
+            let health = match answer {
+                Ok(response) if response.status().is_success() => "healthy".to_string(),
+                Ok(response) => format!("unhealthy (HTTP {})", response.status().as_u16()),
+                Err(err) if err.is_timeout() => "unreachable (timed out)".to_string(),
+                Err(_) => "unreachable".to_string(),
+            };
+            (id, health)
+        });
+    }
+    let mut health = BTreeMap::new();
+    while let Some(Ok((id, result))) = probes.join_next().await {
+        health.insert(id, result);
+    }
+    health
+}
+
+fn monitoring_notes(state: &State) -> Vec<String> {
+    match state.droplets.len() {
+        0 => vec!["no droplets: nothing to monitor".into()],
+        1 => vec![format!(
+            "{} is the only droplet: nobody watches it, and a failure cannot be detected by its peers",
+            state.droplet_names()[0]
+        )],
+        _ => state
+            .droplet_names()
+            .into_iter()
+            .filter(|name| state.monitored_by(name).len() < 2)
+            .map(|name| format!("{name} has a single monitor: one lost check cannot be told from a failure by a vote"))
+            .collect(),
+    }
+}
+
+fn print_status(status: &Status) {
+    println!(
+        "Fleet on the {} cloud, state in {}",
+        status.provider, status.state_file
+    );
+    if status.droplets.is_empty() {
+        println!("No droplets. Run --orchestrate to create the fleet of projects.csv.");
+    } else {
+        let rows = status.droplets.iter().map(|d| {
+            vec![
+                d.name.clone(),
+                d.role.clone(),
+                format!("{}:{}", d.ip, d.agent_port),
+                d.size.clone(),
+                d.health.clone(),
+                d.monitors.join(", "),
+                d.monitored_by.join(", "),
+            ]
+        });
+        println!(
+            "{}",
+            output::table(
+                [
+                    "DROPLET",
+                    "ROLE",
+                    "AGENT",
+                    "SIZE",
+                    "HEALTH",
+                    "WATCHES",
+                    "WATCHED BY"
+                ],
+                rows
+            )
+        );
+    }
+
+    let mut rows = Vec::new();
+    for (project_env, services) in &status.projects {
+        for (service, record) in services {
+            rows.push(vec![
+                project_env.clone(),
+                service.clone(),
+                format!("{:?}", record.kind).to_lowercase(),
+                record.port.map_or("-".to_string(), |p| p.to_string()),
+                record.assigned_droplets.join(", "),
+            ]);
+        }
+    }
+    rows.sort_by(|a, b| (&a[0], &a[1]).cmp(&(&b[0], &b[1])));
+    if !rows.is_empty() {
+        println!(
+            "{}",
+            output::table(["PROJECT-ENV", "SERVICE", "TYPE", "PORT", "DROPLETS"], rows)
+        );
+    }
+
+    for note in &status.monitoring {
+        println!("Monitoring: {note}");
+    }
+    if status.issues.is_empty() {
+        println!("No issues.");
+    } else {
+        println!("Issues:");
+        for issue in &status.issues {
+            println!("  - {issue}");
+        }
+    }
+}

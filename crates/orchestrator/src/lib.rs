@@ -1,0 +1,15 @@
+//! The orchestrator: the command line an administrator runs, and the agent on every droplet.
+//!
+//! The fleet model (configuration, plan, state) lives in the `fleet` crate; this crate adds
+//! the outside world: providers that make droplets, the agent, and the commands.
+
+pub mod agent;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod environment;
+pub mod http;
+pub mod output;
+pub mod progress;
+pub mod provider;
+pub mod workspace;

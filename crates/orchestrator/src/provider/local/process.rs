@@ -1,0 +1,112 @@
+//! Starting and stopping a local droplet's agent process.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use tokio::time::{Instant, sleep};
+
+use super::manifest::{self, DropletManifest, LOG_FILE, PID_FILE};
+use crate::provider::ProviderError;
+
+/// How long an agent has to answer its health check after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an agent has to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the agent of the droplet in `dir` and waits until it answers `/health`.
+///
+/// The agent runs in its own process group, so it outlives the command that started it and
+/// a Ctrl-C at the terminal does not reach it.
+pub async fn start(
+    binary: &Path,
+    dir: &Path,
+    http: &reqwest::Client,
+) -> Result<i32, ProviderError> {
+    let droplet =
+        DropletManifest::read(dir).map_err(ProviderError::io(format!("read {}", dir.display())))?;
+    let log_path = dir.join(LOG_FILE);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(ProviderError::io(format!("open {}", log_path.display())))?;
+    let log_err = log
+        .try_clone()
+        .map_err(ProviderError::io("duplicate the log handle"))?;
+    let _ = std::fs::remove_file(dir.join(PID_FILE));
+
+    let mut child = tokio::process::Command::new(binary)
+        .arg("agent")
+        .arg("--droplet-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(ProviderError::io(format!("start {}", binary.display())))?;
+
+    let url = format!("http://{}:{}/health", droplet.address, droplet.agent_port);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(did_not_start(
+                &droplet.name,
+                &log_path,
+                format!("it exited with {status}"),
+            ));
+        }
+        let answered = http
+            .get(&url)
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await;
+        if answered.is_ok_and(|response| response.status().is_success())
+            && let Some(pid) = manifest::running_agent(dir)
+        {
+            return Ok(pid);
+        }
+        if Instant::now() > deadline {
+            let _ = child.start_kill();
+            return Err(did_not_start(
+                &droplet.name,
+                &log_path,
+                format!("{url} did not answer within {START_TIMEOUT:?}"),
+            ));
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops the agent of the droplet in `dir`, if it runs: SIGTERM, then SIGKILL if it lingers.
+pub async fn stop(dir: &Path) {
+    let Some(pid) = manifest::running_agent(dir) else {
+        return;
+    };
+    let _ = signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while manifest::is_agent_of(pid, dir) {
+        if Instant::now() > deadline {
+            tracing::warn!(pid, dir = %dir.display(), "agent ignored SIGTERM; killing it");
+            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        sleep(Duration::from_millis(25)).await;
+    }
+    let _ = std::fs::remove_file(dir.join(PID_FILE));
+}
+
+fn did_not_start(name: &str, log_path: &Path, reason: String) -> ProviderError {
+    let text = std::fs::read_to_string(log_path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    ProviderError::AgentDidNotStart {
+        name: name.to_string(),
+        reason,
+        log: log_path.display().to_string(),
+        tail,
+    }
+}

@@ -1,0 +1,109 @@
+//! Where droplets come from.
+//!
+//! Everything above this trait is shared by every cloud: the planner decides, a provider only
+//! carries out droplet-level actions and reports what exists. Droplets carry the fleet's tags,
+//! so what a provider lists is always this fleet's and nothing else.
+
+pub mod local;
+
+use async_trait::async_trait;
+use fleet::{ObservedDroplet, Role};
+use serde::{Deserialize, Serialize};
+
+/// What a new droplet should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropletSpec {
+    pub name: String,
+    pub role: Role,
+    pub size: String,
+    pub region: String,
+    pub agent_port: u16,
+}
+
+/// A saved image of a droplet's disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub name: String,
+    pub droplet_id: String,
+    pub droplet_name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub size_bytes: u64,
+}
+
+/// A provider could not carry out an action.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("droplet {name} ({id}) does not exist")]
+    NoSuchDroplet { name: String, id: String },
+    #[error("snapshot {id} does not exist")]
+    NoSuchSnapshot { id: String },
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the agent of droplet {name} did not start: {reason}\n--- last lines of {log} ---\n{tail}"
+    )]
+    AgentDidNotStart {
+        name: String,
+        reason: String,
+        log: String,
+        tail: String,
+    },
+    #[error("no free address is left for droplet {name} in {range}")]
+    NoAddress { name: String, range: String },
+}
+
+impl ProviderError {
+    pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> ProviderError {
+        let action = action.into();
+        move |source| ProviderError::Io { action, source }
+    }
+}
+
+/// The operations the orchestrator needs from a cloud.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The name used in `deployment_config.json` and in messages.
+    fn name(&self) -> &'static str;
+
+    /// How many droplet actions may run at once without tripping the cloud's rate limit.
+    fn concurrency(&self) -> usize;
+
+    /// Every droplet of this fleet, running or not.
+    async fn list(&self) -> Result<Vec<ObservedDroplet>, ProviderError>;
+
+    /// Creates a droplet and waits until its agent answers.
+    async fn create(&self, spec: &DropletSpec) -> Result<ObservedDroplet, ProviderError>;
+
+    /// Destroys a droplet and everything on its disk.
+    async fn destroy(&self, droplet: &ObservedDroplet) -> Result<(), ProviderError>;
+
+    /// Changes a droplet's size; it is down meanwhile and comes back as it was (running or not).
+    async fn resize(&self, droplet: &ObservedDroplet, size: &str) -> Result<(), ProviderError>;
+
+    /// Starts a droplet that exists but is not running.
+    async fn power_on(&self, droplet: &ObservedDroplet) -> Result<ObservedDroplet, ProviderError>;
+
+    /// Stops a droplet without destroying it.
+    async fn power_off(&self, droplet: &ObservedDroplet) -> Result<(), ProviderError>;
+
+    /// Saves an image of a droplet's disk.
+    async fn snapshot(&self, droplet: &ObservedDroplet) -> Result<Snapshot, ProviderError>;
+
+    /// Every snapshot of this fleet, oldest first.
+    async fn snapshots(&self) -> Result<Vec<Snapshot>, ProviderError>;
+
+    async fn delete_snapshot(&self, snapshot: &Snapshot) -> Result<(), ProviderError>;
+
+    /// Creates a droplet from a snapshot, on a new address, and waits until its agent answers.
+    async fn restore(
+        &self,
+        snapshot: &Snapshot,
+        spec: &DropletSpec,
+    ) -> Result<ObservedDroplet, ProviderError>;
+}

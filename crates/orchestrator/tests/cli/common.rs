@@ -1,0 +1,214 @@
+//! A fleet in a temporary directory, driven through the binary, cleaned up on drop.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use orchestrator::provider::local::LocalCloud;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_orchestrator");
+
+/// One test's fleet: its own directory, its own local cloud, its own addresses.
+pub struct TestFleet {
+    dir: tempfile::TempDir,
+}
+
+impl TestFleet {
+    /// An empty directory.
+    pub fn empty() -> TestFleet {
+        TestFleet {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// A directory where `--setup` has written the example.
+    pub fn example() -> TestFleet {
+        let fleet = TestFleet::empty();
+        fleet.ok(&["--setup"]);
+        fleet
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the binary here with a private home directory and no terminal.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(BINARY)
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path().join("home"))
+            .env_remove("ADMIN_IP")
+            .env_remove("ADDITIONAL_IPS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs")
+    }
+
+    /// Runs and expects success; returns standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "{args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    }
+
+    /// Runs and expects failure; returns standard error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            !output.status.success(),
+            "{args:?} succeeded:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8(output.stderr).expect("UTF-8 output")
+    }
+
+    /// Runs with `--json` and parses standard output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).expect("JSON output")
+    }
+
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("creates");
+        std::fs::write(path, contents).expect("writes");
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path().join(relative)).expect("reads")
+    }
+
+    pub fn state(&self) -> fleet::State {
+        serde_json::from_str(&self.read("config/infrastructure.json")).expect("a valid state file")
+    }
+
+    /// Every file under the directory with its contents, to prove nothing changed.
+    pub fn files(&self) -> Files {
+        let mut files = BTreeMap::new();
+        let mut pending = vec![self.path().to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir)
+                .expect("lists")
+                .filter_map(Result::ok)
+            {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if !path.ends_with("agent.log") {
+                    files.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
+                }
+            }
+        }
+        Files(files)
+    }
+
+    /// The process ids of this fleet's running agents.
+    pub fn agent_pids(&self) -> Vec<i32> {
+        let droplets = self.path().join(".local-cloud/droplets");
+        let Ok(entries) = std::fs::read_dir(droplets) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                orchestrator::provider::local::manifest::running_agent(&entry.path())
+            })
+            .collect()
+    }
+
+    /// Answers of `GET /health` from every droplet in the state, by name.
+    pub fn health(&self) -> BTreeMap<String, String> {
+        let state = self.state();
+        state
+            .droplets
+            .iter()
+            .map(|(name, droplet)| {
+                (
+                    name.clone(),
+                    http_get(&format!(
+                        "http://{}:{}/health",
+                        droplet.ip, droplet.agent_port
+                    )),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestFleet {
+    fn drop(&mut self) {
+        let root = self.path().join(".local-cloud");
+        if root.exists()
+            && let Ok(cloud) = LocalCloud::new(&root, Path::new(BINARY))
+        {
+            cloud.kill_all();
+        }
+    }
+}
+
+/// Every file of a test directory with its contents.
+#[derive(PartialEq, Eq)]
+pub struct Files(pub BTreeMap<PathBuf, Vec<u8>>);
+
+impl Files {
+    pub fn contains(&self, path: &Path) -> bool {
+        self.0.contains_key(path)
+    }
+}
+
+/// Names the files that differ, rather than dumping their bytes.
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(path, bytes)| (path, bytes.len())))
+            .finish()
+    }
+}
+
+/// Asserts that no file was added, removed or changed, naming any that were.
+pub fn assert_unchanged(before: &Files, after: &Files) {
+    let changed: Vec<&PathBuf> = before
+        .0
+        .keys()
+        .chain(after.0.keys())
+        .filter(|path| before.0.get(*path) != after.0.get(*path))
+        .collect();
+    assert!(changed.is_empty(), "files changed: {changed:?}");
+}
+
+/// A plain HTTP GET with a short timeout; the body, or the error as text.
+pub fn http_get(url: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let client = orchestrator::http::client();
+        match client
+            .get(url)
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+        {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(err) => format!("error: {err}"),
+        }
+    })
+}
+
+/// The example CSV with one row changed.
+pub fn csv(rows: &[&str]) -> String {
+    let mut text = String::from("Project,Servers,MasterSpec,WebSpec\n");
+    for row in rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text
+}

@@ -1,0 +1,72 @@
+use crate::common::TestFleet;
+
+#[test]
+fn status_lists_droplets_services_and_no_issues() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let status = fleet.json(&["--status"]);
+    let droplets = status["droplets"].as_array().expect("droplets");
+    let names: Vec<&str> = droplets.iter().filter_map(|d| d["name"].as_str()).collect();
+    assert_eq!(names, ["master", "web1", "web2"]);
+    assert!(
+        droplets.iter().all(|d| d["health"] == "healthy"),
+        "{droplets:?}"
+    );
+    assert_eq!(
+        droplets[1]["monitored_by"],
+        serde_json::json!(["master", "web2"])
+    );
+    assert_eq!(
+        status["projects"]["hostomatic-prod"]["backend"]["assigned_droplets"],
+        serde_json::json!(["web1", "web2"])
+    );
+    assert_eq!(status["issues"], serde_json::json!([]));
+    assert_eq!(status["summary"]["droplets"], 3);
+
+    let table = fleet.ok(&["--status"]);
+    assert!(
+        table.contains("DROPLET")
+            && table.contains("hostomatic-prod")
+            && table.contains("No issues."),
+        "{table}"
+    );
+}
+
+#[test]
+fn status_says_a_lone_master_is_watched_by_nobody() {
+    let fleet = TestFleet::example();
+    fleet.write(
+        "config/projects.csv",
+        "Project,Servers,MasterSpec,WebSpec\ndigitalpixo,1,s-1vcpu-1gb,s-1vcpu-1gb\n",
+    );
+    fleet.ok(&["--orchestrate"]);
+    let status = fleet.json(&["--status"]);
+    assert!(
+        status["monitoring"][0]
+            .as_str()
+            .expect("a note")
+            .contains("master is the only droplet: nobody watches it")
+    );
+}
+
+#[test]
+fn status_reports_a_droplet_missing_at_the_provider() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let web2 = fleet.state().droplets["web2"].clone();
+    let dir = fleet.path().join(".local-cloud/droplets").join(&web2.id);
+    if let Some(pid) = orchestrator::provider::local::manifest::running_agent(&dir) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kills");
+    }
+    std::fs::remove_dir_all(&dir).expect("removes");
+    let status = fleet.json(&["--status"]);
+    let issues = status["issues"].to_string();
+    assert!(
+        issues.contains("droplet web2") && issues.contains("missing at the provider"),
+        "{issues}"
+    );
+}
