@@ -36,6 +36,10 @@ pub struct DeploymentConfig {
     /// The port agents listen on.
     #[serde(default = "default_agent_port")]
     pub agent_port: u16,
+    /// The port the load balancer listens on, on master: 80 on a real cloud; the local cloud
+    /// uses 8080 unless told otherwise, since ports under 1024 need root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_config: Option<GitConfig>,
     /// Projects by name: what each runs. A CSV project missing here runs no services yet.
@@ -113,6 +117,13 @@ pub struct ServiceConfig {
 }
 
 impl DeploymentConfig {
+    /// The load balancer's port.
+    pub fn load_balancer_port(&self) -> u16 {
+        self.load_balancer_port.unwrap_or(match self.provider {
+            ProviderKind::Local => 8080,
+        })
+    }
+
     /// The environments of a project.
     pub fn environments_of(&self, project: &str) -> &[String] {
         self.projects
@@ -168,6 +179,12 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
                 "{} is a privileged port; use 1024 or above",
                 config.agent_port
             ),
+        ));
+    }
+    if config.load_balancer_port == Some(config.agent_port) {
+        return Err((
+            "load_balancer_port".into(),
+            "must differ from agent_port".into(),
         ));
     }
     if config.region.trim().is_empty() {

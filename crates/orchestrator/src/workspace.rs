@@ -45,6 +45,11 @@ impl Workspace {
         self.config_dir.join("sms_config.json")
     }
 
+    /// The fleet key that signs control requests; never leaves this machine but to droplets.
+    pub fn fleet_key(&self) -> PathBuf {
+        self.config_dir.join("fleet.key")
+    }
+
     pub fn state_file(&self) -> PathBuf {
         self.config_dir.join("infrastructure.json")
     }

@@ -13,6 +13,8 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use super::update_ip::parse_cidr;
 use super::{Context, expand_home};
+use crate::control::FleetKey;
+use crate::control::key::FleetKeyError;
 use crate::output;
 use crate::provider::Provider;
 
@@ -78,6 +80,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
 
     let key_path = expand_home(&config.deploy.ssh_key_path);
     step("ssh key", ensure_ssh_key(&key_path)?);
+    step("fleet key", ensure_fleet_key(&workspace.fleet_key())?);
 
     if admin_ip.is_some() || !additional.is_empty() {
         let lock = context.lock("--init")?;
@@ -103,7 +106,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         );
     }
 
-    let provider = context.provider(&config.deploy)?;
+    let provider = context.provider(&config.deploy, None)?;
     let droplets = provider.list().await?;
     step(
         "provider",
@@ -170,6 +173,21 @@ fn check_templates(dir: &Path) -> anyhow::Result<usize> {
         count += 1;
     }
     Ok(count)
+}
+
+/// Makes the fleet key that signs control requests, unless there is one.
+fn ensure_fleet_key(path: &Path) -> anyhow::Result<String> {
+    match FleetKey::load(path) {
+        Ok(_) => Ok(format!("kept the existing key {}", path.display())),
+        Err(FleetKeyError::Missing { .. }) => {
+            FleetKey::generate().create(path)?;
+            Ok(format!(
+                "created {} (mode 600; keep it out of version control)",
+                path.display()
+            ))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Makes an ed25519 key pair at `path` (private key mode 0600) unless one is there.

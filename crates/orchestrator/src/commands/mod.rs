@@ -3,6 +3,7 @@
 mod apply;
 mod init;
 mod orchestrate;
+mod publish;
 mod scale;
 mod setup;
 mod status;
@@ -18,6 +19,7 @@ use fleet::projects::{self, ProjectRow};
 use fleet::{StateStore, store::StateLock};
 
 use crate::cli::Cli;
+use crate::control::FleetKey;
 use crate::environment::Environment;
 use crate::provider::Provider;
 use crate::provider::local::LocalCloud;
@@ -112,13 +114,23 @@ impl Context {
     }
 
     /// The cloud the configuration names.
-    pub fn provider(&self, deploy: &DeploymentConfig) -> anyhow::Result<Arc<dyn Provider>> {
+    /// The fleet key made by `--init`.
+    pub fn fleet_key(&self) -> anyhow::Result<FleetKey> {
+        Ok(FleetKey::load(&self.workspace.fleet_key())?)
+    }
+
+    /// The cloud the configuration names; new droplets get `key`.
+    pub fn provider(
+        &self,
+        deploy: &DeploymentConfig,
+        key: Option<FleetKey>,
+    ) -> anyhow::Result<Arc<dyn Provider>> {
         match deploy.provider {
             ProviderKind::Local => {
                 let binary = std::env::current_exe()
                     .context("cannot find the orchestrator binary to run agents")?;
                 let root = self.workspace.local_cloud();
-                let cloud = LocalCloud::new(&root, &binary).with_context(|| {
+                let cloud = LocalCloud::new(&root, &binary, key).with_context(|| {
                     format!("cannot open the local cloud in {}", root.display())
                 })?;
                 Ok(Arc::new(cloud))

@@ -10,6 +10,7 @@ use fleet::{DesiredFleet, Plan, State};
 use serde::Serialize;
 
 use super::apply::{ApplyReport, apply};
+use super::publish::{Published, publish};
 use super::{Config, Context, confirm};
 use crate::output;
 use crate::progress::Progress;
@@ -33,6 +34,11 @@ pub async fn converge(
     rewrite: Option<CsvRewrite>,
     command: &str,
 ) -> anyhow::Result<()> {
+    let key = if context.dry_run {
+        None
+    } else {
+        Some(context.fleet_key()?)
+    };
     let _lock = if context.dry_run {
         None
     } else {
@@ -40,7 +46,7 @@ pub async fn converge(
     };
     let store = context.store();
     let previous = store.load()?;
-    let provider = context.provider(&config.deploy)?;
+    let provider = context.provider(&config.deploy, key.clone())?;
     let observed = provider.list().await?;
 
     let desired = DesiredFleet::from_config(&config.rows, &config.deploy);
@@ -50,7 +56,13 @@ pub async fn converge(
     }
     if context.dry_run {
         if context.json {
-            output::print_json(&Outcome::new(&plan, true, &ApplyReport::default(), false));
+            output::print_json(&Outcome::new(
+                &plan,
+                true,
+                &ApplyReport::default(),
+                false,
+                None,
+            ));
         }
         return Ok(());
     }
@@ -89,18 +101,30 @@ pub async fn converge(
         )?;
     }
 
+    let key = key.expect("a key is loaded outside dry runs");
+    let published = publish(context, &config.deploy, &state, &key).await?;
+
     if context.json {
-        output::print_json(&Outcome::new(&plan, false, &report, changed));
-    } else if !plan.is_empty() {
-        println!(
-            "Applied {} of {} droplet actions in {:.1}s; state written to {}.",
-            report.done.len(),
-            report.done.len() + report.failed.len(),
-            started.elapsed().as_secs_f64(),
-            store.path().display()
-        );
-    } else if changed {
-        println!("Recorded the fleet in {} again.", store.path().display());
+        output::print_json(&Outcome::new(
+            &plan,
+            false,
+            &report,
+            changed,
+            Some(&published),
+        ));
+    } else {
+        if !plan.is_empty() {
+            println!(
+                "Applied {} of {} droplet actions in {:.1}s; state written to {}.",
+                report.done.len(),
+                report.done.len() + report.failed.len(),
+                started.elapsed().as_secs_f64(),
+                store.path().display()
+            );
+        } else if changed {
+            println!("Recorded the fleet in {} again.", store.path().display());
+        }
+        print_published(&published);
     }
     if !report.failed.is_empty() {
         let lines: Vec<String> = report
@@ -114,7 +138,31 @@ pub async fn converge(
             lines.join("\n")
         );
     }
+    if let Some(lb) = &published.load_balancer
+        && lb.nginx_installed
+        && let Some(error) = &lb.error
+    {
+        bail!("the load balancer kept its last good configuration: {error}");
+    }
     Ok(())
+}
+
+fn print_published(published: &Published) {
+    for (droplet, why) in &published.missed {
+        println!("Warning: droplet {droplet} did not take the fleet state: {why}");
+    }
+    match &published.load_balancer {
+        Some(lb) if lb.nginx_running => {
+            println!("Load balancer: {} (dashboard at the same address)", lb.url)
+        }
+        Some(lb) if !lb.nginx_installed => {
+            println!(
+                "Warning: no load balancer: {}",
+                lb.error.as_deref().unwrap_or("nginx is not installed")
+            );
+        }
+        Some(_) | None => {}
+    }
 }
 
 fn print_plan(plan: &Plan) {
@@ -166,6 +214,9 @@ struct Outcome {
     applied: Vec<String>,
     failed: Vec<Failure>,
     state_changed: bool,
+    /// Droplets whose agent did not take the new fleet state, with why.
+    unreached: Vec<Failure>,
+    load_balancer: Option<crate::agent::api::LbReport>,
 }
 
 #[derive(Serialize)]
@@ -183,7 +234,13 @@ struct Failure {
 }
 
 impl Outcome {
-    fn new(plan: &Plan, dry_run: bool, report: &ApplyReport, state_changed: bool) -> Outcome {
+    fn new(
+        plan: &Plan,
+        dry_run: bool,
+        report: &ApplyReport,
+        state_changed: bool,
+        published: Option<&Published>,
+    ) -> Outcome {
         Outcome {
             dry_run,
             plan: plan.actions.iter().map(PlannedAction::from).collect(),
@@ -197,6 +254,18 @@ impl Outcome {
                 })
                 .collect(),
             state_changed,
+            unreached: published
+                .map(|p| {
+                    p.missed
+                        .iter()
+                        .map(|(action, error)| Failure {
+                            action: action.clone(),
+                            error: error.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            load_balancer: published.and_then(|p| p.load_balancer.clone()),
         }
     }
 }

@@ -8,6 +8,13 @@ use serde::Serialize;
 use super::Context;
 use crate::output;
 
+/// The load balancer's configuration template, also used when `templates/` has none.
+pub const TEMPLATE_NGINX: &str = include_str!("../../assets/templates/nginx.conf.j2");
+
+/// Keeps the fleet key and the lock out of version control.
+const GITIGNORE: &str =
+    "# Secrets and local bookkeeping of the orchestrator.\nfleet.key\n*.lock\n*.tmp.*\n";
+
 /// Files `--setup` writes, with their example contents.
 const FILES: &[(&str, &str)] = &[
     (
@@ -26,10 +33,8 @@ const FILES: &[(&str, &str)] = &[
         "config/sms_config.json",
         include_str!("../../assets/sms_config.json"),
     ),
-    (
-        "templates/nginx.conf.j2",
-        include_str!("../../assets/templates/nginx.conf.j2"),
-    ),
+    ("config/.gitignore", GITIGNORE),
+    ("templates/nginx.conf.j2", TEMPLATE_NGINX),
     (".env.example", include_str!("../../assets/env.example")),
 ];
 

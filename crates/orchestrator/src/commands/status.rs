@@ -21,8 +21,20 @@ struct Status {
     droplets: Vec<DropletView>,
     projects: BTreeMap<String, BTreeMap<String, fleet::state::ServiceRecord>>,
     monitoring: Vec<String>,
+    /// What master's agent says of the load balancer; absent without a running master.
+    load_balancer: Option<LoadBalancerView>,
     issues: Vec<String>,
     summary: fleet::state::Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct LoadBalancerView {
+    url: String,
+    dashboard_url: String,
+    nginx_running: bool,
+    config_applied_at: Option<String>,
+    error: Option<String>,
+    upstreams: Vec<crate::agent::api::UpstreamStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,7 +55,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let deploy = context.load_deploy_config()?;
     let store = context.store();
     let state = store.load()?;
-    let provider = context.provider(&deploy)?;
+    let provider = context.provider(&deploy, None)?;
     let observed = provider.list().await?;
     let health = probe_all(&observed).await;
 
@@ -99,7 +111,30 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         }
     }
 
+    let load_balancer = load_balancer(&state).await;
+    if let Some(lb) = &load_balancer {
+        if let Some(error) = &lb.error {
+            issues.push(format!("load balancer: {error}"));
+        }
+        for upstream in &lb.upstreams {
+            for target in upstream.targets.iter().filter(|t| !t.in_rotation) {
+                issues.push(format!(
+                    "{} on {} ({}:{}) is out of rotation{}",
+                    upstream.route,
+                    target.droplet,
+                    target.address,
+                    target.port,
+                    target
+                        .last_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
     let status = Status {
+        load_balancer,
         provider: provider.name().to_string(),
         state_file: store.path().display().to_string(),
         monitoring: monitoring_notes(&state),
@@ -114,6 +149,30 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         print_status(&status);
     }
     Ok(())
+}
+
+/// Asks master's agent how the load balancer is doing.
+async fn load_balancer(state: &State) -> Option<LoadBalancerView> {
+    let master = state
+        .master()
+        .filter(|m| m.status == DropletStatus::Active)?;
+    let url = format!("http://{}:{}/lb-status", master.ip, master.agent_port);
+    let answer = crate::http::client()
+        .get(&url)
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .ok()?;
+    let status: crate::agent::api::LbStatus = answer.json().await.ok()?;
+    let lb = status.load_balancer;
+    Some(LoadBalancerView {
+        dashboard_url: lb.url.clone(),
+        url: lb.url,
+        nginx_running: lb.nginx_running,
+        config_applied_at: lb.config_applied_at,
+        error: lb.error,
+        upstreams: status.upstreams,
+    })
 }
 
 /// Asks every running droplet's agent for `/health`, all at once.
@@ -219,6 +278,18 @@ fn print_status(status: &Status) {
         );
     }
 
+    match &status.load_balancer {
+        Some(lb) if lb.nginx_running => {
+            println!(
+                "Load balancer: {} ({} routes); dashboard: {}",
+                lb.url,
+                lb.upstreams.len(),
+                lb.dashboard_url
+            )
+        }
+        Some(_) => println!("Load balancer: not running"),
+        None => println!("Load balancer: unknown (master's agent did not answer)"),
+    }
     for note in &status.monitoring {
         println!("Monitoring: {note}");
     }

@@ -136,7 +136,7 @@ fn a_missing_csv_points_at_setup() {
 
 #[test]
 fn init_refuses_a_bad_admin_ip_and_makes_no_key() {
-    let fleet = TestFleet::example();
+    let fleet = TestFleet::configured();
     fleet.write(".env", "ADMIN_IP=300.1.1.1\n");
     let message = fleet.fails(&["--init"]);
     assert!(
@@ -148,7 +148,7 @@ fn init_refuses_a_bad_admin_ip_and_makes_no_key() {
 
 #[test]
 fn init_refuses_a_broken_template() {
-    let fleet = TestFleet::example();
+    let fleet = TestFleet::configured();
     fleet.write(
         "templates/nginx.conf.j2",
         "{% for x in y %}\nnever closed\n",

@@ -21,8 +21,15 @@ impl TestFleet {
         }
     }
 
-    /// A directory where `--setup` has written the example.
+    /// A directory where `--setup` has written the example and `--init` made the keys.
     pub fn example() -> TestFleet {
+        let fleet = TestFleet::configured();
+        fleet.ok(&["--init"]);
+        fleet
+    }
+
+    /// A directory where `--setup` has written the example, before `--init`.
+    pub fn configured() -> TestFleet {
         let fleet = TestFleet::empty();
         fleet.ok(&["--setup"]);
         fleet
@@ -146,7 +153,7 @@ impl Drop for TestFleet {
     fn drop(&mut self) {
         let root = self.path().join(".local-cloud");
         if root.exists()
-            && let Ok(cloud) = LocalCloud::new(&root, Path::new(BINARY))
+            && let Ok(cloud) = LocalCloud::new(&root, Path::new(BINARY), None)
         {
             cloud.kill_all();
         }
@@ -211,4 +218,80 @@ pub fn csv(rows: &[&str]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// A plain HTTP server answering every path with one text, on a thread of its own, standing in
+/// for a deployed service; stopped when dropped.
+pub struct TextServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TextServer {
+    pub fn start(address: &str, port: u16, text: &str) -> TextServer {
+        let listener =
+            std::net::TcpListener::bind((address, port)).expect("the service port is free");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let text = text.to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                let app = axum::Router::new().fallback(move || {
+                    let text = text.clone();
+                    async move { text }
+                });
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        TextServer {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TextServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether a program the tests drive is installed; outside CI a missing one skips the test
+/// with a notice, in CI it fails it.
+pub fn have(program: &str, found: bool) -> bool {
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is required in CI; scripts/test.sh installs it"
+        );
+        eprintln!("skipped: {program} is not installed (scripts/test.sh installs it as root)");
+    }
+    found
+}
+
+/// Waits up to `seconds` for `check` to hold, polling.
+pub fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {seconds}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

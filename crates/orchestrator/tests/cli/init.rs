@@ -4,7 +4,7 @@ use crate::common::TestFleet;
 
 #[test]
 fn init_makes_an_ed25519_key_pair_with_a_private_mode() {
-    let fleet = TestFleet::example();
+    let fleet = TestFleet::configured();
     let steps = fleet.json(&["--init"]);
     let key = fleet.path().join("home/.ssh/infrastructure_key");
     let mode = std::fs::metadata(&key)
@@ -37,7 +37,7 @@ fn init_makes_an_ed25519_key_pair_with_a_private_mode() {
 
 #[test]
 fn init_keeps_an_existing_key() {
-    let fleet = TestFleet::example();
+    let fleet = TestFleet::configured();
     fleet.ok(&["--init"]);
     let key = fleet.read("home/.ssh/infrastructure_key");
     let steps = fleet.json(&["--init"]);
@@ -47,7 +47,7 @@ fn init_keeps_an_existing_key() {
 
 #[test]
 fn init_records_admin_addresses_from_dotenv() {
-    let fleet = TestFleet::example();
+    let fleet = TestFleet::configured();
     fleet.write(
         ".env",
         "ADMIN_IP=203.0.113.100\nADDITIONAL_IPS=\"198.51.100.0/24, 198.51.100.9\"\n",

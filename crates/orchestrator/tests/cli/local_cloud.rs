@@ -32,7 +32,7 @@ impl Drop for Cloud {
 fn cloud() -> Cloud {
     let dir = tempfile::tempdir().expect("tempdir");
     let cloud =
-        LocalCloud::new(&dir.path().join(".local-cloud"), Path::new(BINARY)).expect("opens");
+        LocalCloud::new(&dir.path().join(".local-cloud"), Path::new(BINARY), None).expect("opens");
     Cloud { cloud, _dir: dir }
 }
 

@@ -17,6 +17,7 @@ fn setup_writes_every_file_and_never_overwrites() {
             "config/deployment_config.json",
             "config/email_config.json",
             "config/sms_config.json",
+            "config/.gitignore",
             "templates/nginx.conf.j2",
             ".env.example"
         ]

@@ -15,6 +15,10 @@ pub const PID_FILE: &str = "agent.pid";
 pub const LOG_FILE: &str = "agent.log";
 /// The droplet's disk: what snapshots keep.
 pub const DATA_DIR: &str = "data";
+/// What runs on the droplet keeps its runtime files here (not in snapshots).
+pub const RUN_DIR: &str = "run";
+/// The droplet's copy of the fleet key, readable by its owner alone.
+pub const KEY_FILE: &str = "fleet.key";
 
 /// A local droplet's description.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,8 +17,9 @@ use async_trait::async_trait;
 use fleet::{DropletStatus, ObservedDroplet};
 use tokio::sync::Mutex;
 
-use self::manifest::{DATA_DIR, DropletManifest};
+use self::manifest::{DATA_DIR, DropletManifest, KEY_FILE};
 use super::{DropletSpec, Provider, ProviderError, Snapshot};
+use crate::control::FleetKey;
 
 /// The region every local droplet is in, whatever the configuration asks.
 pub const REGION: &str = "local";
@@ -27,6 +28,8 @@ pub const REGION: &str = "local";
 pub struct LocalCloud {
     root: PathBuf,
     agent_binary: PathBuf,
+    /// Handed to every new droplet; without it droplets refuse every control request.
+    fleet_key: Option<FleetKey>,
     subnet: [u8; 3],
     http: reqwest::Client,
     /// Serialises address choice and directory creation within this process; the state lock
@@ -35,8 +38,13 @@ pub struct LocalCloud {
 }
 
 impl LocalCloud {
-    /// A local cloud kept in `root`, whose droplets run `agent_binary agent …`.
-    pub fn new(root: &Path, agent_binary: &Path) -> std::io::Result<LocalCloud> {
+    /// A local cloud kept in `root`, whose droplets run `agent_binary agent …` and hold
+    /// `fleet_key`.
+    pub fn new(
+        root: &Path,
+        agent_binary: &Path,
+        fleet_key: Option<FleetKey>,
+    ) -> std::io::Result<LocalCloud> {
         std::fs::create_dir_all(root.join("droplets"))?;
         std::fs::create_dir_all(root.join("snapshots"))?;
         let root = root.canonicalize()?;
@@ -44,6 +52,7 @@ impl LocalCloud {
             subnet: address::subnet_of(&root),
             root,
             agent_binary: agent_binary.to_path_buf(),
+            fleet_key,
             http: crate::http::client(),
             allocation: Mutex::new(()),
         })
@@ -158,6 +167,13 @@ impl LocalCloud {
         manifest
             .write(&dir)
             .map_err(ProviderError::io(format!("write {}", dir.display())))?;
+        if let Some(key) = &self.fleet_key {
+            key.create(&dir.join(KEY_FILE))
+                .map_err(|err| ProviderError::Io {
+                    action: format!("give droplet {} the fleet key", spec.name),
+                    source: std::io::Error::other(err.to_string()),
+                })?;
+        }
         Ok((dir, manifest))
     }
 
@@ -171,14 +187,12 @@ impl LocalCloud {
         Ok(Self::observe(dir, manifest))
     }
 
-    /// Kills every agent of this cloud at once; for tests and emergencies, not for plans.
+    /// Kills every droplet of this cloud at once, with everything its agent started; for tests
+    /// and emergencies, not for plans.
     pub fn kill_all(&self) {
         for (dir, _) in self.manifests().unwrap_or_default() {
             if let Some(pid) = manifest::running_agent(&dir) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                process::kill_droplet(pid);
             }
         }
     }

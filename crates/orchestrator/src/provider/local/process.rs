@@ -82,7 +82,8 @@ pub async fn start(
     }
 }
 
-/// Stops the agent of the droplet in `dir`, if it runs: SIGTERM, then SIGKILL if it lingers.
+/// Stops the droplet in `dir`, if it runs: SIGTERM to its agent, which stops what it started;
+/// then SIGKILL to whatever is left of the droplet's process group.
 pub async fn stop(dir: &Path) {
     let Some(pid) = manifest::running_agent(dir) else {
         return;
@@ -92,11 +93,18 @@ pub async fn stop(dir: &Path) {
     while manifest::is_agent_of(pid, dir) {
         if Instant::now() > deadline {
             tracing::warn!(pid, dir = %dir.display(), "agent ignored SIGTERM; killing it");
-            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            break;
         }
         sleep(Duration::from_millis(25)).await;
     }
+    kill_droplet(pid);
     let _ = std::fs::remove_file(dir.join(PID_FILE));
+}
+
+/// Kills the process group an agent leads: the agent and everything it started, the way a
+/// powered-off server loses all its processes at once.
+pub fn kill_droplet(agent_pid: i32) {
+    let _ = signal::killpg(Pid::from_raw(agent_pid), Signal::SIGKILL);
 }
 
 fn did_not_start(name: &str, log_path: &Path, reason: String) -> ProviderError {

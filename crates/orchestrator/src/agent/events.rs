@@ -1,0 +1,58 @@
+//! Recent happenings on a droplet worth showing an operator: targets leaving and returning to
+//! rotation, configurations rejected, droplets failing and recovering.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// How many events are kept.
+const KEPT: usize = 200;
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// RFC 3339.
+    pub at: String,
+    /// `failure`, `recovery` or `change`.
+    pub kind: EventKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Failure,
+    Recovery,
+    Change,
+}
+
+/// The newest events, oldest dropped first.
+#[derive(Debug, Default)]
+pub struct Events {
+    events: Mutex<VecDeque<Event>>,
+}
+
+impl Events {
+    pub fn record(&self, kind: EventKind, message: String) {
+        match kind {
+            EventKind::Failure => tracing::warn!(%message, "event"),
+            _ => tracing::info!(%message, "event"),
+        }
+        let mut events = self.events.lock().expect("the event log is never poisoned");
+        if events.len() == KEPT {
+            events.pop_front();
+        }
+        events.push_back(Event {
+            at: crate::clock::now_rfc3339(),
+            kind,
+            message,
+        });
+    }
+
+    /// The newest `count` events, newest first.
+    pub fn newest(&self, count: usize) -> Vec<Event> {
+        let events = self.events.lock().expect("the event log is never poisoned");
+        events.iter().rev().take(count).cloned().collect()
+    }
+}
