@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The master droplet's load balancer is a real nginx.
+scripts/install-packages.sh nginx
 cargo build --release --locked --bin orchestrator
 target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
