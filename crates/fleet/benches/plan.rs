@@ -77,9 +77,7 @@ fn generate_csv() -> String {
     let mut seed: u64 = 42;
     let mut text = String::from("Project,Servers,MasterSpec,WebSpec\n");
     for index in 0..PROJECTS {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let servers = 1 + (seed >> 33) % 20;
         let size = sizes[(seed >> 40) as usize % sizes.len()];
         text.push_str(&format!("project{index},{servers},{size},{size}\n"));

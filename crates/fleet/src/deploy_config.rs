@@ -21,6 +21,16 @@ pub struct DeploymentConfig {
     /// Where droplets come from.
     #[serde(default)]
     pub provider: ProviderKind,
+    /// Names this fleet at the cloud: droplets are tagged `fleet:{fleet_name}` and named
+    /// `{fleet_name}-{droplet}`, so several fleets can share one account.
+    #[serde(default = "default_fleet_name")]
+    pub fleet_name: String,
+    /// How many snapshots of each droplet `--cleanup` keeps.
+    #[serde(default = "default_snapshot_retention")]
+    pub snapshot_retention: u32,
+    /// Settings for the DigitalOcean provider.
+    #[serde(default)]
+    pub digitalocean: DigitalOceanConfig,
     /// The cloud region droplets are made in.
     #[serde(default = "default_region")]
     pub region: String,
@@ -54,13 +64,37 @@ pub enum ProviderKind {
     /// Droplets are agent processes on this machine's loopback addresses.
     #[default]
     Local,
+    /// Droplets are DigitalOcean droplets, made through its API.
+    Digitalocean,
 }
 
 impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Local => "local",
+            ProviderKind::Digitalocean => "digitalocean",
         }
+    }
+}
+
+/// How droplets are made on DigitalOcean and how their agent arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigitalOceanConfig {
+    /// The base image of new droplets.
+    #[serde(default = "default_image")]
+    pub image: String,
+    /// Where cloud-init downloads the orchestrator binary for the agent (an HTTPS URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_url: Option<String>,
+    /// The SHA-256 of that binary, checked before it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_sha256: Option<String>,
+}
+
+impl Default for DigitalOceanConfig {
+    fn default() -> Self {
+        DigitalOceanConfig { image: default_image(), agent_url: None, agent_sha256: None }
     }
 }
 
@@ -121,6 +155,7 @@ impl DeploymentConfig {
     pub fn load_balancer_port(&self) -> u16 {
         self.load_balancer_port.unwrap_or(match self.provider {
             ProviderKind::Local => 8080,
+            ProviderKind::Digitalocean => 80,
         })
     }
 
@@ -155,18 +190,13 @@ pub fn load(file: &Path) -> Result<DeploymentConfig, DeployConfigError> {
 
 /// Validates the text of a `deployment_config.json`; `file` is only used in messages.
 pub fn parse(file: &Path, text: &str) -> Result<DeploymentConfig, DeployConfigError> {
-    let deserializer = &mut serde_json::Deserializer::from_str(text);
-    let config: DeploymentConfig =
-        serde_path_to_error::deserialize(deserializer).map_err(|err| DeployConfigError {
-            file: file.to_path_buf(),
-            json_path: err.path().to_string(),
-            problem: err.into_inner().to_string(),
-        })?;
-    validate(&config).map_err(|(json_path, problem)| DeployConfigError {
+    let refuse = |(json_path, problem): crate::json::Refusal| DeployConfigError {
         file: file.to_path_buf(),
         json_path,
         problem,
-    })?;
+    };
+    let config: DeploymentConfig = crate::json::parse(text).map_err(refuse)?;
+    validate(&config).map_err(refuse)?;
     Ok(config)
 }
 
@@ -175,23 +205,49 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
     if config.agent_port < 1024 {
         return Err((
             "agent_port".into(),
-            format!(
-                "{} is a privileged port; use 1024 or above",
-                config.agent_port
-            ),
+            format!("{} is a privileged port; use 1024 or above", config.agent_port),
         ));
     }
     if config.load_balancer_port == Some(config.agent_port) {
+        return Err(("load_balancer_port".into(), "must differ from agent_port".into()));
+    }
+    let fleet_name_ok = !config.fleet_name.is_empty()
+        && config.fleet_name.len() <= 30
+        && config
+            .fleet_name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && config.fleet_name.starts_with(|c: char| c.is_ascii_lowercase());
+    if !fleet_name_ok {
         return Err((
-            "load_balancer_port".into(),
-            "must differ from agent_port".into(),
+            "fleet_name".into(),
+            format!(
+                "{:?} must be up to 30 lower-case letters, digits and '-', starting with a letter",
+                config.fleet_name
+            ),
         ));
     }
-    if config.region.trim().is_empty() {
+    if config.snapshot_retention == 0 {
         return Err((
-            "region".into(),
-            "must name a region, such as \"nyc3\"".into(),
+            "snapshot_retention".into(),
+            "must keep at least one snapshot per droplet".into(),
         ));
+    }
+    if let Some(digest) = &config.digitalocean.agent_sha256
+        && (digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(("digitalocean.agent_sha256".into(), "must be 64 hexadecimal digits".into()));
+    }
+    if let Some(url) = &config.digitalocean.agent_url
+        && !url.starts_with("https://")
+    {
+        return Err(("digitalocean.agent_url".into(), format!("{url:?} must be an https:// URL")));
+    }
+    if config.digitalocean.agent_url.is_some() != config.digitalocean.agent_sha256.is_some() {
+        return Err(("digitalocean".into(), "agent_url and agent_sha256 go together".into()));
+    }
+    if config.region.trim().is_empty() {
+        return Err(("region".into(), "must name a region, such as \"nyc3\"".into()));
     }
     for (project, project_config) in &config.projects {
         let at = format!("projects.{project}");
@@ -207,17 +263,12 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
             if let Some(base) = service_config.base_port
                 && !(1024..=60000).contains(&base)
             {
-                return Err((
-                    format!("{at}.base_port"),
-                    format!("{base} is outside 1024–60000"),
-                ));
+                return Err((format!("{at}.base_port"), format!("{base} is outside 1024–60000")));
             }
             for (index, secret) in service_config.secrets.iter().enumerate() {
                 let valid = !secret.is_empty()
                     && secret.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && secret
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    && secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
                     return Err((
                         format!("{at}.secrets[{index}]"),
@@ -234,18 +285,13 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
 
 fn check_environments(at: &str, environments: &[String]) -> Result<(), (String, String)> {
     if environments.is_empty() {
-        return Err((
-            at.into(),
-            "must name at least one environment, such as \"prod\"".into(),
-        ));
+        return Err((at.into(), "must name at least one environment, such as \"prod\"".into()));
     }
     for (index, environment) in environments.iter().enumerate() {
         let valid = !environment.is_empty()
             && environment.len() <= 10
             && environment.starts_with(|c: char| c.is_ascii_lowercase())
-            && environment
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            && environment.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !valid {
             return Err((
                 format!("{at}[{index}]"),
@@ -262,6 +308,18 @@ fn check_environments(at: &str, environments: &[String]) -> Result<(), (String, 
         }
     }
     Ok(())
+}
+
+fn default_fleet_name() -> String {
+    "fleet".into()
+}
+
+fn default_snapshot_retention() -> u32 {
+    3
+}
+
+fn default_image() -> String {
+    "ubuntu-24-04-x64".into()
 }
 
 fn default_region() -> String {
@@ -289,9 +347,7 @@ mod tests {
     use super::*;
 
     fn refusal(text: &str) -> String {
-        parse(Path::new("config/deployment_config.json"), text)
-            .expect_err("refused")
-            .to_string()
+        parse(Path::new("config/deployment_config.json"), text).expect_err("refused").to_string()
     }
 
     #[test]
@@ -315,10 +371,7 @@ mod tests {
     #[test]
     fn an_unknown_key_is_refused_with_its_path() {
         let message = refusal(r#"{"projects": {"app": {"servces": {}}}}"#);
-        assert!(
-            message.contains("at projects.app.servces: unknown field `servces`"),
-            "{message}"
-        );
+        assert!(message.contains("at projects.app.servces: unknown field `servces`"), "{message}");
     }
 
     #[test]
@@ -332,15 +385,9 @@ mod tests {
             "{message}"
         );
         let message = refusal(r#"{"environments": ["prod", "Staging"]}"#);
-        assert!(
-            message.contains("at environments[1]: environment \"Staging\""),
-            "{message}"
-        );
+        assert!(message.contains("at environments[1]: environment \"Staging\""), "{message}");
         let message = refusal(r#"{"projects": {"Bad_Name": {}}}"#);
-        assert!(
-            message.contains("at projects.Bad_Name: project name"),
-            "{message}"
-        );
+        assert!(message.contains("at projects.Bad_Name: project name"), "{message}");
     }
 
     #[test]

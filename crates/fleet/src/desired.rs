@@ -69,9 +69,9 @@ fn droplets(rows: &[ProjectRow], region: &str) -> Vec<DesiredDroplet> {
     let Some(first) = rows.first() else {
         return Vec::new();
     };
-    let master_size = rows.iter().fold(first.master_spec.as_str(), |size, row| {
-        sizes::larger(size, &row.master_spec)
-    });
+    let master_size = rows
+        .iter()
+        .fold(first.master_spec.as_str(), |size, row| sizes::larger(size, &row.master_spec));
     let mut droplets = vec![DesiredDroplet {
         name: MASTER.to_string(),
         role: Role::Master,
@@ -79,17 +79,10 @@ fn droplets(rows: &[ProjectRow], region: &str) -> Vec<DesiredDroplet> {
         region: region.to_string(),
     }];
 
-    let web_count = rows
-        .iter()
-        .map(|row| row.servers.saturating_sub(1))
-        .max()
-        .unwrap_or(0);
+    let web_count = rows.iter().map(|row| row.servers.saturating_sub(1)).max().unwrap_or(0);
     let mut web_sizes: Vec<Option<&str>> = vec![None; web_count as usize];
     for row in rows {
-        for size in web_sizes
-            .iter_mut()
-            .take(row.servers.saturating_sub(1) as usize)
-        {
+        for size in web_sizes.iter_mut().take(row.servers.saturating_sub(1) as usize) {
             *size = Some(size.map_or(row.web_spec.as_str(), |s| sizes::larger(s, &row.web_spec)));
         }
     }
@@ -97,9 +90,7 @@ fn droplets(rows: &[ProjectRow], region: &str) -> Vec<DesiredDroplet> {
         droplets.push(DesiredDroplet {
             name: model::web_name(index as u32 + 1),
             role: Role::Web,
-            size: size
-                .expect("every web droplet is asked for by some project")
-                .to_string(),
+            size: size.expect("every web droplet is asked for by some project").to_string(),
             region: region.to_string(),
         });
     }
@@ -182,14 +173,8 @@ mod tests {
                 .find(|d| d.key.project == p && d.key.environment == e && d.key.service == s)
                 .expect("placed")
         };
-        assert_eq!(
-            find("hostomatic", "prod", "backend").droplets,
-            ["web1", "web2"]
-        );
-        assert_eq!(
-            find("hostomatic", "uat", "worker_email").kind,
-            ServiceKind::Worker
-        );
+        assert_eq!(find("hostomatic", "prod", "backend").droplets, ["web1", "web2"]);
+        assert_eq!(find("hostomatic", "uat", "worker_email").kind, ServiceKind::Worker);
         assert_eq!(find("digitalpixo", "prod", "backend").droplets, ["master"]);
         assert_eq!(fleet.services.len(), 2 * 3 + 2);
     }
@@ -201,11 +186,8 @@ mod tests {
             row("wide", 4, "s-2vcpu-4gb", "s-1vcpu-2gb"),
         ];
         let fleet = DesiredFleet::from_config(&rows, &config());
-        let sizes: Vec<(&str, &str)> = fleet
-            .droplets
-            .iter()
-            .map(|d| (d.name.as_str(), d.size.as_str()))
-            .collect();
+        let sizes: Vec<(&str, &str)> =
+            fleet.droplets.iter().map(|d| (d.name.as_str(), d.size.as_str())).collect();
         assert_eq!(
             sizes,
             [
@@ -219,10 +201,6 @@ mod tests {
 
     #[test]
     fn no_projects_ask_for_no_droplets() {
-        assert!(
-            DesiredFleet::from_config(&[], &config())
-                .droplets
-                .is_empty()
-        );
+        assert!(DesiredFleet::from_config(&[], &config()).droplets.is_empty());
     }
 }

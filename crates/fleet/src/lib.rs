@@ -7,6 +7,7 @@
 
 pub mod deploy_config;
 pub mod desired;
+mod json;
 pub mod model;
 pub mod names;
 pub mod notify_config;

@@ -42,10 +42,7 @@ pub fn check(name: &str, max: usize) -> Result<(), NameError> {
             return Err(NameError::NotLowerCase { suggestion });
         }
     }
-    if let Some(found) = name
-        .chars()
-        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-'))
-    {
+    if let Some(found) = name.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-')) {
         return Err(NameError::BadCharacter { found });
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
@@ -84,30 +81,16 @@ mod tests {
     #[test]
     fn unsafe_names_are_refused_with_the_reason() {
         assert_eq!(check("", 40), Err(NameError::Empty));
-        assert_eq!(
-            check("../etc", 40),
-            Err(NameError::BadCharacter { found: '.' })
-        );
-        assert_eq!(
-            check("my app", 40),
-            Err(NameError::BadCharacter { found: ' ' })
-        );
-        assert_eq!(
-            check("my_app", 40),
-            Err(NameError::BadCharacter { found: '_' })
-        );
+        assert_eq!(check("../etc", 40), Err(NameError::BadCharacter { found: '.' }));
+        assert_eq!(check("my app", 40), Err(NameError::BadCharacter { found: ' ' }));
+        assert_eq!(check("my_app", 40), Err(NameError::BadCharacter { found: '_' }));
         assert_eq!(check("9lives", 40), Err(NameError::BadStart));
         assert_eq!(check("app-", 40), Err(NameError::BadHyphen));
         assert_eq!(check("a--b", 40), Err(NameError::BadHyphen));
-        assert_eq!(
-            check(&"a".repeat(41), 40),
-            Err(NameError::TooLong { max: 40 })
-        );
+        assert_eq!(check(&"a".repeat(41), 40), Err(NameError::TooLong { max: 40 }));
         assert_eq!(
             check("Hostomatic", 40),
-            Err(NameError::NotLowerCase {
-                suggestion: "hostomatic".into()
-            })
+            Err(NameError::NotLowerCase { suggestion: "hostomatic".into() })
         );
     }
 

@@ -85,10 +85,7 @@ pub fn load_email(file: &Path) -> Result<EmailConfig, NotifyConfigError> {
         ));
     }
     if config.smtp_settings.host.trim().is_empty() {
-        return Err(problem(
-            "smtp_settings.host",
-            "must name the SMTP server".into(),
-        ));
+        return Err(problem("smtp_settings.host", "must name the SMTP server".into()));
     }
     for (role, address) in &config.recipients {
         if !address.contains('@') {
@@ -98,11 +95,7 @@ pub fn load_email(file: &Path) -> Result<EmailConfig, NotifyConfigError> {
             ));
         }
     }
-    check_secret_name(
-        file,
-        "smtp_settings.password",
-        config.smtp_settings.password.as_deref(),
-    )?;
+    check_secret_name(file, "smtp_settings.password", config.smtp_settings.password.as_deref())?;
     Ok(config)
 }
 
@@ -116,12 +109,7 @@ pub fn load_sms(file: &Path) -> Result<SmsConfig, NotifyConfigError> {
             problem: format!("{:?} is not an http(s) URL", config.gateway_url),
         });
     }
-    for (index, number) in config
-        .to_numbers
-        .iter()
-        .chain([&config.from_number])
-        .enumerate()
-    {
+    for (index, number) in config.to_numbers.iter().chain([&config.from_number]).enumerate() {
         let valid = number.starts_with('+')
             && number.len() > 4
             && number[1..].bytes().all(|b| b.is_ascii_digit());
@@ -152,9 +140,7 @@ fn check_secret_name(
 ) -> Result<(), NotifyConfigError> {
     let Some(name) = name else { return Ok(()) };
     let valid = name.starts_with(|c: char| c.is_ascii_uppercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if valid {
         return Ok(());
     }
@@ -174,11 +160,10 @@ fn load<T: DeserializeOwned>(file: &Path) -> Result<T, NotifyConfigError> {
         json_path: String::new(),
         problem: format!("cannot be read: {err}"),
     })?;
-    let deserializer = &mut serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| NotifyConfigError {
+    crate::json::parse(&text).map_err(|(json_path, problem)| NotifyConfigError {
         file: file.to_path_buf(),
-        json_path: err.path().to_string(),
-        problem: err.into_inner().to_string(),
+        json_path,
+        problem,
     })
 }
 
@@ -214,10 +199,7 @@ mod tests {
                 "smtp_settings": {"host": "smtp.b.c", "port": 587}}"#,
         );
         assert!(
-            load_email(&path)
-                .expect_err("refused")
-                .to_string()
-                .contains("at recipients.admin")
+            load_email(&path).expect_err("refused").to_string().contains("at recipients.admin")
         );
     }
 
@@ -227,11 +209,6 @@ mod tests {
             r#"{"gateway_url": "https://sms.example/send", "account_sid": "AC1", "auth_token": "SMS_AUTH_TOKEN",
                 "from_number": "+15550000000", "to_numbers": ["+15551111111", "555-1234"]}"#,
         );
-        assert!(
-            load_sms(&path)
-                .expect_err("refused")
-                .to_string()
-                .contains("at to_numbers[1]")
-        );
+        assert!(load_sms(&path).expect_err("refused").to_string().contains("at to_numbers[1]"));
     }
 }

@@ -46,6 +46,7 @@ pub enum Action {
     DestroyDroplet {
         name: String,
         id: String,
+        ip: Option<String>,
         reason: DestroyReason,
     },
     PlaceService {
@@ -82,7 +83,7 @@ impl Action {
             Action::ReplaceDroplet { .. } => "replace",
             Action::DestroyDroplet { .. } => "destroy",
             Action::PlaceService { .. } => "place",
-            Action::MoveService { .. } => "move",
+            Action::MoveService { .. } => "update",
             Action::RemoveService { .. } => "remove",
         }
     }
@@ -104,9 +105,9 @@ impl Action {
     /// A sentence saying what will happen.
     pub fn detail(&self) -> String {
         match self {
-            Action::CreateDroplet {
-                role, size, region, ..
-            } => format!("{role} droplet, {size} in {region}"),
+            Action::CreateDroplet { role, size, region, .. } => {
+                format!("{role} droplet, {size} in {region}")
+            }
             Action::StartDroplet { .. } => "exists but is not running".into(),
             Action::ResizeDroplet { from, to, .. } => {
                 format!("{from} → {to} (down while resizing)")
@@ -114,31 +115,32 @@ impl Action {
             Action::ReplaceDroplet { size, region, .. } => {
                 format!("destroy and create again, {size} in {region}")
             }
-            Action::DestroyDroplet {
-                reason: DestroyReason::NotInCsv,
-                ..
-            } => "no project needs it".into(),
-            Action::DestroyDroplet {
-                reason: DestroyReason::Duplicate,
-                ..
-            } => "duplicate of a droplet with the same name".into(),
+            Action::DestroyDroplet { reason: DestroyReason::NotInCsv, id, .. } => {
+                format!("no project needs it (id {id})")
+            }
+            Action::DestroyDroplet { reason: DestroyReason::Duplicate, id, ip, .. } => format!(
+                "duplicate of a droplet with the same name: this one is id {id}{}",
+                ip.as_ref().map(|ip| format!(" at {ip}")).unwrap_or_default()
+            ),
             Action::PlaceService { port, droplets, .. } => placement_text(*port, droplets),
             Action::MoveService { from, to, .. } => format!(
                 "{} → {}",
                 placement_text(from.port, &from.assigned_droplets),
                 placement_text(to.port, &to.assigned_droplets)
             ),
-            Action::RemoveService { .. } => "no longer configured".into(),
+            Action::RemoveService { .. } => "no longer configured; it stops running".into(),
         }
     }
 
-    /// Whether the action loses a droplet or takes one down, so needs confirmation.
+    /// Whether the action loses a droplet or a running service, or takes a droplet down, so
+    /// needs confirmation.
     pub fn is_destructive(&self) -> bool {
         matches!(
             self,
             Action::DestroyDroplet { .. }
                 | Action::ResizeDroplet { .. }
                 | Action::ReplaceDroplet { .. }
+                | Action::RemoveService { .. }
         )
     }
 }
@@ -164,6 +166,8 @@ pub struct Plan {
     pub services: BTreeMap<String, BTreeMap<String, ServiceRecord>>,
     /// The droplets the fleet should have, master first.
     pub droplets: Vec<DesiredDroplet>,
+    /// Differences the plan cannot act on by itself, such as a changed agent port.
+    pub warnings: Vec<String>,
 }
 
 /// The planner cannot lay the fleet out.
@@ -224,19 +228,10 @@ impl Plan {
                 },
             );
         }
-        let webs: Vec<String> = state
-            .web_droplets()
-            .iter()
-            .map(|(name, _)| name.to_string())
-            .collect();
-        let primary = state
-            .master()
-            .map(|_| MASTER.to_string())
-            .or_else(|| webs.first().cloned());
-        let backups = webs
-            .into_iter()
-            .filter(|w| Some(w) != primary.as_ref())
-            .collect();
+        let webs: Vec<String> =
+            state.web_droplets().iter().map(|(name, _)| name.to_string()).collect();
+        let primary = state.master().map(|_| MASTER.to_string()).or_else(|| webs.first().cloned());
+        let backups = webs.into_iter().filter(|w| Some(w) != primary.as_ref()).collect();
         state.heartbeat.primary_sender = primary;
         state.heartbeat.backup_senders = backups;
         state
@@ -256,11 +251,31 @@ pub fn plan(
     let mut actions = droplet_actions(desired, observed, force);
     let services = layout_services(desired, previous)?;
     actions.extend(service_actions(&services, previous));
-    Ok(Plan {
-        actions,
-        services,
-        droplets: desired.droplets.clone(),
-    })
+    let warnings = if force { Vec::new() } else { drift_warnings(desired, observed) };
+    Ok(Plan { actions, services, droplets: desired.droplets.clone(), warnings })
+}
+
+/// Settings a running droplet cannot change in place: only `--force` recreates it with them.
+fn drift_warnings(desired: &DesiredFleet, observed: &[ObservedDroplet]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (name, droplet) in keep_one_per_name(observed) {
+        let Some(want) = desired.droplet(name) else { continue };
+        if droplet.agent_port != desired.agent_port {
+            warnings.push(format!(
+                "{name}'s agent listens on port {} but agent_port is {}; --orchestrate --force \
+                 recreates the droplets with it",
+                droplet.agent_port, desired.agent_port
+            ));
+        }
+        if droplet.region != want.region {
+            warnings.push(format!(
+                "{name} is in region {} but region is {}; --orchestrate --force recreates the \
+                 droplets there",
+                droplet.region, want.region
+            ));
+        }
+    }
+    warnings
 }
 
 fn droplet_actions(
@@ -274,19 +289,19 @@ fn droplet_actions(
     let mut creates = Vec::new();
 
     for droplet in observed {
-        let is_kept = kept
-            .get(droplet.name.as_str())
-            .is_some_and(|k| k.id == droplet.id);
+        let is_kept = kept.get(droplet.name.as_str()).is_some_and(|k| k.id == droplet.id);
         if !is_kept {
             destroys.push(Action::DestroyDroplet {
                 name: droplet.name.clone(),
                 id: droplet.id.clone(),
+                ip: droplet.ip.clone(),
                 reason: DestroyReason::Duplicate,
             });
         } else if desired.droplet(&droplet.name).is_none() {
             destroys.push(Action::DestroyDroplet {
                 name: droplet.name.clone(),
                 id: droplet.id.clone(),
+                ip: droplet.ip.clone(),
                 reason: DestroyReason::NotInCsv,
             });
         }
@@ -321,10 +336,7 @@ fn droplet_actions(
             });
         }
         if have.status == DropletStatus::Off {
-            creates.push(Action::StartDroplet {
-                name: want.name.clone(),
-                id: have.id.clone(),
-            });
+            creates.push(Action::StartDroplet { name: want.name.clone(), id: have.id.clone() });
         }
     }
 
@@ -356,22 +368,35 @@ fn layout_services(
     let mut book = PortBook::new(desired.agent_port);
     let mut ports_given: HashMap<&ServiceKey, u16> = HashMap::new();
 
-    // Ports a service already has come first, so a new project never displaces one.
-    for service in desired
-        .services
-        .iter()
-        .filter(|s| s.kind == ServiceKind::Web)
-    {
+    // Ports a service already has come first, so a new project never displaces one. A port is
+    // kept only where probing from the service's own candidate could have led to it; between
+    // two services claiming one port the nearer to its candidate wins. A hand edit to
+    // anything else is overwritten.
+    let mut claims: Vec<(u16, &ServiceKey, u16, &[String])> = Vec::new();
+    for service in desired.services.iter().filter(|s| s.kind == ServiceKind::Web) {
         let prior = previous
             .projects
             .get(&service.key.project_env())
             .and_then(|services| services.get(&service.key.service))
             .and_then(|record| record.port);
+        let candidate = ports::hash_port(
+            &service.key.project,
+            &service.key.environment,
+            service.base_port,
+            ports::PORT_RANGE,
+        );
         if let Some(port) = prior
-            && book.is_free(port, &service.droplets)
+            && port >= candidate
+            && port - candidate < ports::PORT_RANGE
         {
-            book.take(port, &service.droplets);
-            ports_given.insert(&service.key, port);
+            claims.push((port - candidate, &service.key, port, &service.droplets));
+        }
+    }
+    claims.sort();
+    for (_, key, port, droplets) in claims {
+        if book.is_free(port, droplets) {
+            book.take(port, droplets);
+            ports_given.insert(key, port);
         }
     }
 
@@ -393,17 +418,10 @@ fn layout_services(
                 }
             }),
         };
-        services
-            .entry(service.key.project_env())
-            .or_default()
-            .insert(
-                service.key.service.clone(),
-                ServiceRecord {
-                    port,
-                    assigned_droplets: service.droplets.clone(),
-                    kind: service.kind,
-                },
-            );
+        services.entry(service.key.project_env()).or_default().insert(
+            service.key.service.clone(),
+            ServiceRecord { port, assigned_droplets: service.droplets.clone(), kind: service.kind },
+        );
     }
     Ok(services)
 }
@@ -424,10 +442,7 @@ fn service_actions(
     let mut actions = Vec::new();
     for (project_env, records) in services {
         for (service, record) in records {
-            let prior = previous
-                .projects
-                .get(project_env)
-                .and_then(|p| p.get(service));
+            let prior = previous.projects.get(project_env).and_then(|p| p.get(service));
             match prior {
                 None => actions.push(Action::PlaceService {
                     key: key_of(project_env, service),
@@ -445,13 +460,8 @@ fn service_actions(
     }
     for (project_env, records) in &previous.projects {
         for service in records.keys() {
-            if services
-                .get(project_env)
-                .is_none_or(|r| !r.contains_key(service))
-            {
-                actions.push(Action::RemoveService {
-                    key: key_of(project_env, service),
-                });
+            if services.get(project_env).is_none_or(|r| !r.contains_key(service)) {
+                actions.push(Action::RemoveService { key: key_of(project_env, service) });
             }
         }
     }

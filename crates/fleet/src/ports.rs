@@ -70,21 +70,15 @@ impl PortBook {
         for port in (0..1024).chain([agent_port]) {
             set(&mut reserved, port);
         }
-        PortBook {
-            reserved,
-            slots: HashMap::new(),
-            used: Vec::new(),
-        }
+        PortBook { reserved, slots: HashMap::new(), used: Vec::new() }
     }
 
     /// Whether `port` is free on every one of `droplets`.
     pub fn is_free(&self, port: u16, droplets: &[String]) -> bool {
         !test(&self.reserved, port)
-            && droplets.iter().all(|d| {
-                self.slots
-                    .get(d)
-                    .is_none_or(|slot| !test(&self.used[*slot], port))
-            })
+            && droplets
+                .iter()
+                .all(|d| self.slots.get(d).is_none_or(|slot| !test(&self.used[*slot], port)))
     }
 
     /// Takes `port` on every one of `droplets`.
@@ -136,9 +130,8 @@ impl PortBook {
         let mut port = from;
         while port < to {
             let word = (port / 64) as usize;
-            let taken = slots.iter().fold(self.reserved[word], |bits, slot| {
-                bits | self.used[*slot][word]
-            });
+            let taken =
+                slots.iter().fold(self.reserved[word], |bits, slot| bits | self.used[*slot][word]);
             let free = !taken & (u64::MAX << (port % 64));
             if free != 0 {
                 let found = word as u32 * 64 + free.trailing_zeros();
@@ -205,9 +198,6 @@ mod tests {
     #[test]
     fn resource_hashes_are_short_and_stable() {
         assert_eq!(resource_hash("hostomatic", "prod").len(), 8);
-        assert_eq!(
-            resource_hash("hostomatic", "prod"),
-            resource_hash("hostomatic", "prod")
-        );
+        assert_eq!(resource_hash("hostomatic", "prod"), resource_hash("hostomatic", "prod"));
     }
 }

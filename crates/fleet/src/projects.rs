@@ -62,6 +62,10 @@ pub enum CsvProblem {
     InvalidUtf8,
     #[error("a quoted field opened here is never closed")]
     UnterminatedQuote,
+    #[error("text follows a closing quote; quote the whole field, as in \"a \"\"b\"\" c\"")]
+    TextAfterQuote,
+    #[error("the header is repeated here; remove this line")]
+    RepeatedHeader,
     #[error("has no header; the first line must be {}", COLUMNS.join(","))]
     NoHeader,
     #[error("the header has no column {name:?}; expected {}", COLUMNS.join(","))]
@@ -72,16 +76,13 @@ pub enum CsvProblem {
     DuplicateColumn { name: String },
     #[error("has {found} fields where the header has {expected}")]
     FieldCount { expected: usize, found: usize },
-    #[error("must be a positive whole number, got {value:?}")]
+    #[error("must be a positive whole number, got {:?}", shorten(value))]
     Servers { value: String },
     #[error("{value} is more than the {max} servers a project may ask for", max = MAX_SERVERS)]
-    TooManyServers { value: u64 },
-    #[error("{value:?} is not a droplet size{}", suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
-    UnknownSize {
-        value: String,
-        suggestion: Option<&'static str>,
-    },
-    #[error("project name {value:?} {reason}")]
+    TooManyServers { value: String },
+    #[error("{:?} is not a droplet size{}", shorten(value), suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
+    UnknownSize { value: String, suggestion: Option<&'static str> },
+    #[error("project name {:?} {reason}", shorten(value))]
     BadName { value: String, reason: NameError },
     #[error(
         "project {name:?} is already defined on line {first_line} (names are compared without case)"
@@ -91,6 +92,14 @@ pub enum CsvProblem {
     Syntax(String),
 }
 
+/// A value as quoted in a message: a pasted novel is cut short.
+fn shorten(value: &str) -> String {
+    if value.chars().count() <= 60 {
+        return value.to_string();
+    }
+    format!("{}…", value.chars().take(60).collect::<String>())
+}
+
 impl ProjectsCsvError {
     fn new(
         path: &Path,
@@ -98,12 +107,7 @@ impl ProjectsCsvError {
         field: Option<&'static str>,
         problem: CsvProblem,
     ) -> Self {
-        ProjectsCsvError {
-            path: path.to_path_buf(),
-            line,
-            field,
-            problem,
-        }
+        ProjectsCsvError { path: path.to_path_buf(), line, field, problem }
     }
 }
 
@@ -151,15 +155,10 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<ProjectRow>, ProjectsCsvEr
         if let Some(name) = record.get(columns.project).filter(|name| !name.is_empty())
             && let Some(first_line) = seen.insert(name.to_ascii_lowercase(), line)
         {
-            let problem = CsvProblem::DuplicateProject {
-                name: name.to_string(),
-                first_line,
-            };
+            let problem = CsvProblem::DuplicateProject { name: name.to_string(), first_line };
             return Err(err(Some(line), Some("Project"), problem));
         }
-        let row = columns
-            .row(&record, line)
-            .map_err(|(field, p)| err(Some(line), field, p))?;
+        let row = columns.row(&record, line).map_err(|(field, p)| err(Some(line), field, p))?;
         rows.push(row);
     }
     Ok(rows)
@@ -194,32 +193,29 @@ pub fn with_servers(
         .expect("parse checked the Servers column");
 
     let mut out = String::with_capacity(bytes.len());
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        out.push('\u{feff}');
+    }
     for (index, line) in text.split_inclusive('\n').enumerate() {
         if index as u64 + 1 != row.line {
             out.push_str(line);
             continue;
         }
         let ending = &line[line.trim_end_matches(['\r', '\n']).len()..];
-        let mut record = reader_of(line)
-            .records()
-            .next()
-            .and_then(Result::ok)
-            .expect("parse read this row");
+        let mut record =
+            reader_of(line).records().next().and_then(Result::ok).expect("parse read this row");
         record.trim();
         let fields: Vec<String> = record
             .iter()
             .enumerate()
-            .map(|(i, field)| {
-                if i == servers_index {
-                    servers.to_string()
-                } else {
-                    field.to_string()
-                }
-            })
+            .map(
+                |(i, field)| {
+                    if i == servers_index { servers.to_string() } else { field.to_string() }
+                },
+            )
             .collect();
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(vec![]);
+        let mut writer =
+            csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(vec![]);
         writer.write_record(&fields).expect("writing to memory");
         let written = writer.into_inner().expect("writing to memory");
         let written = String::from_utf8(written).expect("fields were UTF-8");
@@ -232,29 +228,17 @@ pub fn with_servers(
 fn decode<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, ProjectsCsvError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count() as u64
-            + 1;
+        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64 + 1;
         ProjectsCsvError::new(path, Some(line), None, CsvProblem::InvalidUtf8)
     })?;
-    if let Some(line) = unterminated_quote_line(text) {
-        return Err(ProjectsCsvError::new(
-            path,
-            Some(line),
-            None,
-            CsvProblem::UnterminatedQuote,
-        ));
+    if let Some((line, problem)) = quoting_problem(text) {
+        return Err(ProjectsCsvError::new(path, Some(line), None, problem));
     }
     Ok(text)
 }
 
 fn reader_of(text: &str) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes())
+    csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes())
 }
 
 fn is_blank(record: &csv::StringRecord) -> bool {
@@ -271,44 +255,41 @@ struct LineCounter<'a> {
 
 impl<'a> LineCounter<'a> {
     fn new(text: &'a str) -> Self {
-        LineCounter {
-            bytes: text.as_bytes(),
-            offset: 0,
-            line: 1,
-        }
+        LineCounter { bytes: text.as_bytes(), offset: 0, line: 1 }
     }
 
     /// The line a record starts on. The reader's own line count misses blank lines it
     /// skipped, and after CRLF its offset points at the line feed before the record.
     fn line_of(&mut self, record: &csv::StringRecord) -> u64 {
-        let mut target = record
-            .position()
-            .map_or(0, |p| p.byte() as usize)
-            .min(self.bytes.len());
+        let mut target = record.position().map_or(0, |p| p.byte() as usize).min(self.bytes.len());
         while target < self.bytes.len() && matches!(self.bytes[target], b'\r' | b'\n') {
             target += 1;
         }
         if target >= self.offset {
-            self.line += self.bytes[self.offset..target]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count() as u64;
+            self.line +=
+                self.bytes[self.offset..target].iter().filter(|b| **b == b'\n').count() as u64;
             self.offset = target;
         }
         self.line
     }
 }
 
-/// The line on which a quoted field opens without closing, if any.
+/// A quoting mistake the CSV reader would silently paper over, and its line.
 ///
-/// The CSV reader takes an unclosed quote to run to the end of the file, which would turn a
-/// typo into one enormous field; this finds it first so the message points at the typo.
-fn unterminated_quote_line(text: &str) -> Option<u64> {
+/// The reader takes an unclosed quote to run to the end of the file, turning a typo into one
+/// enormous field, and glues text after a closing quote onto the field; this finds both first
+/// so the message points at the typo.
+fn quoting_problem(text: &str) -> Option<(u64, CsvProblem)> {
     let mut line = 1;
     let mut opened_on = None;
+    let mut just_closed = false;
     let mut at_field_start = true;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        if just_closed && !matches!(c, ',' | '\r' | '\n' | ' ' | '\t') {
+            return Some((line, CsvProblem::TextAfterQuote));
+        }
+        just_closed = just_closed && matches!(c, ' ' | '\t');
         if c == '\n' {
             line += 1;
         }
@@ -318,6 +299,7 @@ fn unterminated_quote_line(text: &str) -> Option<u64> {
                     chars.next();
                 } else {
                     opened_on = None;
+                    just_closed = true;
                 }
             }
             Some(_) => {}
@@ -327,7 +309,7 @@ fn unterminated_quote_line(text: &str) -> Option<u64> {
         at_field_start =
             opened_on.is_none() && (c == ',' || c == '\n' || (at_field_start && c == ' '));
     }
-    opened_on
+    opened_on.map(|line| (line, CsvProblem::UnterminatedQuote))
 }
 
 struct Columns {
@@ -343,22 +325,14 @@ impl Columns {
         let mut found: HashMap<&'static str, usize> = HashMap::new();
         for (index, name) in header.iter().enumerate() {
             let Some(column) = COLUMNS.iter().find(|c| c.eq_ignore_ascii_case(name)) else {
-                return Err(CsvProblem::UnknownColumn {
-                    name: name.to_string(),
-                });
+                return Err(CsvProblem::UnknownColumn { name: name.to_string() });
             };
             if found.insert(column, index).is_some() {
-                return Err(CsvProblem::DuplicateColumn {
-                    name: name.to_string(),
-                });
+                return Err(CsvProblem::DuplicateColumn { name: name.to_string() });
             }
         }
-        let index = |name: &'static str| {
-            found
-                .get(name)
-                .copied()
-                .ok_or(CsvProblem::MissingColumn { name })
-        };
+        let index =
+            |name: &'static str| found.get(name).copied().ok_or(CsvProblem::MissingColumn { name });
         Ok(Columns {
             count: header.len(),
             project: index("Project")?,
@@ -373,24 +347,19 @@ impl Columns {
         record: &csv::StringRecord,
         line: u64,
     ) -> Result<ProjectRow, (Option<&'static str>, CsvProblem)> {
+        let is_column = |field: &str| COLUMNS.iter().any(|c| c.eq_ignore_ascii_case(field));
+        if record.len() == self.count && record.iter().all(is_column) {
+            return Err((None, CsvProblem::RepeatedHeader));
+        }
         if record.len() != self.count {
             return Err((
                 None,
-                CsvProblem::FieldCount {
-                    expected: self.count,
-                    found: record.len(),
-                },
+                CsvProblem::FieldCount { expected: self.count, found: record.len() },
             ));
         }
         let name = &record[self.project];
         names::check(name, names::MAX_PROJECT_NAME).map_err(|reason| {
-            (
-                Some("Project"),
-                CsvProblem::BadName {
-                    value: name.to_string(),
-                    reason,
-                },
-            )
+            (Some("Project"), CsvProblem::BadName { value: name.to_string(), reason })
         })?;
         Ok(ProjectRow {
             name: name.to_string(),
@@ -406,17 +375,15 @@ impl Columns {
 fn parse_servers(value: &str) -> Result<u32, CsvProblem> {
     let digits = value.strip_prefix('+').unwrap_or(value);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CsvProblem::Servers {
-            value: value.to_string(),
-        });
+        return Err(CsvProblem::Servers { value: value.to_string() });
     }
     match digits.parse::<u64>() {
-        Ok(0) => Err(CsvProblem::Servers {
-            value: value.to_string(),
-        }),
-        Ok(n) if n > u64::from(MAX_SERVERS) => Err(CsvProblem::TooManyServers { value: n }),
+        Ok(0) => Err(CsvProblem::Servers { value: value.to_string() }),
+        Ok(n) if n > u64::from(MAX_SERVERS) => {
+            Err(CsvProblem::TooManyServers { value: shorten(value) })
+        }
         Ok(n) => Ok(u32::try_from(n).expect("bounded by MAX_SERVERS")),
-        Err(_) => Err(CsvProblem::TooManyServers { value: u64::MAX }),
+        Err(_) => Err(CsvProblem::TooManyServers { value: shorten(value) }),
     }
 }
 

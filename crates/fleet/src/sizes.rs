@@ -27,12 +27,7 @@ impl Size {
 }
 
 const fn size(slug: &'static str, memory_mb: u32, vcpus: u32, disk_gb: u32) -> Size {
-    Size {
-        slug,
-        memory_mb,
-        vcpus,
-        disk_gb,
-    }
+    Size { slug, memory_mb, vcpus, disk_gb }
 }
 
 /// DigitalOcean's published droplet sizes (basic, general purpose, CPU- and memory-optimised).

@@ -78,11 +78,7 @@ pub struct HeartbeatConfig {
 
 impl Default for HeartbeatConfig {
     fn default() -> Self {
-        HeartbeatConfig {
-            primary_sender: None,
-            backup_senders: Vec::new(),
-            interval_minutes: 15,
-        }
+        HeartbeatConfig { primary_sender: None, backup_senders: Vec::new(), interval_minutes: 15 }
     }
 }
 
@@ -211,10 +207,8 @@ impl State {
 
     /// `address:port` of every droplet a web service runs on; empty for workers.
     pub fn load_balancer_targets(&self, project_env: &str, service: &str) -> Vec<String> {
-        let Some(record) = self
-            .projects
-            .get(project_env)
-            .and_then(|services| services.get(service))
+        let Some(record) =
+            self.projects.get(project_env).and_then(|services| services.get(service))
         else {
             return Vec::new();
         };
@@ -231,11 +225,8 @@ impl State {
 
     /// The droplets that watch `droplet`.
     pub fn monitored_by(&self, droplet: &str) -> Vec<String> {
-        let monitors = self
-            .droplets
-            .iter()
-            .map(|(name, d)| (name.clone(), d.monitors.clone()))
-            .collect();
+        let monitors =
+            self.droplets.iter().map(|(name, d)| (name.clone(), d.monitors.clone())).collect();
         topology::monitored_by(&monitors, droplet)
     }
 

@@ -38,18 +38,21 @@ pub enum StoreError {
         path = path.display(),
         backup = backup.display()
     )]
-    Corrupt {
-        path: PathBuf,
-        backup: PathBuf,
-        source: serde_json::Error,
-    },
+    Corrupt { path: PathBuf, backup: PathBuf, source: serde_json::Error },
     #[error("cannot write {path}: {source}", path = path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} was written by a newer orchestrator (state schema {found}; this one reads {known}); \
+         upgrade the orchestrator",
+        path = path.display()
+    )]
+    NewerSchema { path: PathBuf, found: u32, known: u32 },
     #[error("cannot lock {path}: {source}", path = path.display())]
     Lock { path: PathBuf, source: io::Error },
     #[error(
-        "another orchestrator is changing this fleet ({holder}); waited {waited:?}. Wait for it \
-         to finish, or raise --lock-wait"
+        "another orchestrator is changing this fleet ({holder}); waited {waited} s. Wait for it \
+         to finish, or raise --lock-wait",
+        waited = waited.as_secs()
     )]
     Busy { holder: String, waited: Duration },
 }
@@ -78,17 +81,22 @@ impl StateStore {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
             Err(source) => {
-                return Err(StoreError::Read {
-                    path: self.path.clone(),
-                    source,
-                });
+                return Err(StoreError::Read { path: self.path.clone(), source });
             }
         };
-        serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+        let state: State = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
             path: self.path.clone(),
             backup: self.backup_path(),
             source,
-        })
+        })?;
+        if state.schema > crate::state::SCHEMA {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: state.schema,
+                known: crate::state::SCHEMA,
+            });
+        }
+        Ok(state)
     }
 
     /// Takes the exclusive lock, waiting up to `wait` for another holder to let go.
@@ -96,10 +104,7 @@ impl StateStore {
     /// `holder` describes this process (command, pid) for whoever waits on it next.
     pub fn lock(&self, holder: &str, wait: Duration) -> Result<StateLock, StoreError> {
         let path = self.lock_path();
-        let lock_err = |source| StoreError::Lock {
-            path: path.clone(),
-            source,
-        };
+        let lock_err = |source| StoreError::Lock { path: path.clone(), source };
         // Not truncated on open: the current holder's description must survive until we own it.
         let mut file = OpenOptions::new()
             .read(true)
@@ -122,10 +127,7 @@ impl StateStore {
                     } else {
                         holder.to_string()
                     };
-                    return Err(StoreError::Busy {
-                        holder,
-                        waited: wait,
-                    });
+                    return Err(StoreError::Busy { holder, waited: wait });
                 }
                 Err(TryLockError::Error(source)) => return Err(lock_err(source)),
             }
@@ -137,7 +139,8 @@ impl StateStore {
         Ok(StateLock { file })
     }
 
-    /// Writes the state atomically, keeping the previous version as the backup.
+    /// Writes the state atomically, keeping the previous version as the backup. Writing what
+    /// the file already says does nothing, so the backup keeps the last real change.
     pub fn save(&self, _lock: &StateLock, state: &State) -> Result<(), StoreError> {
         let write_err = |path: &Path| {
             let path = path.to_path_buf();
@@ -145,6 +148,9 @@ impl StateStore {
         };
         let mut text = serde_json::to_string_pretty(state).expect("the state always serialises");
         text.push('\n');
+        if fs::read(&self.path).is_ok_and(|current| current == text.as_bytes()) {
+            return Ok(());
+        }
         write_atomically(&self.path, text.as_bytes(), Some(&self.backup_path()))
             .map_err(write_err(&self.path))
     }
@@ -235,24 +241,15 @@ mod tests {
             .filter_map(Result::ok)
             .map(|e| e.file_name())
             .collect();
-        assert!(
-            leftovers
-                .iter()
-                .all(|n| !n.to_string_lossy().contains(".tmp.")),
-            "{leftovers:?}"
-        );
+        assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(".tmp.")), "{leftovers:?}");
     }
 
     #[test]
     fn a_second_holder_is_told_who_holds_the_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = StateStore::new(dir.path().join("infrastructure.json"));
-        let _held = store
-            .lock("orchestrate, pid 4242", Duration::ZERO)
-            .expect("locks");
-        let err = store
-            .lock("status", Duration::from_millis(200))
-            .expect_err("busy");
+        let _held = store.lock("orchestrate, pid 4242", Duration::ZERO).expect("locks");
+        let err = store.lock("status", Duration::from_millis(200)).expect_err("busy");
         assert!(err.to_string().contains("orchestrate, pid 4242"), "{err}");
     }
 
@@ -265,14 +262,34 @@ mod tests {
     }
 
     #[test]
+    fn an_unchanged_save_keeps_the_backup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(dir.path().join("infrastructure.json"));
+        let lock = store.lock("test", Duration::ZERO).expect("locks");
+        store.save(&lock, &state_with("10.0.0.1")).expect("saves");
+        store.save(&lock, &state_with("10.0.0.2")).expect("saves");
+        store.save(&lock, &state_with("10.0.0.2")).expect("saves");
+        let backup: State =
+            serde_json::from_str(&fs::read_to_string(store.backup_path()).expect("backup"))
+                .expect("json");
+        assert_eq!(backup, state_with("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_state_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("infrastructure.json");
+        fs::write(&path, "{\"schema\": 2}").expect("writes");
+        let err = StateStore::new(&path).load().expect_err("newer");
+        assert!(err.to_string().contains("written by a newer orchestrator"), "{err}");
+    }
+
+    #[test]
     fn a_corrupt_file_is_refused_with_a_way_out() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("infrastructure.json");
         fs::write(&path, "{\"droplets\": [").expect("writes");
         let err = StateStore::new(&path).load().expect_err("corrupt");
-        assert!(
-            err.to_string().contains("is not a valid state file"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("is not a valid state file"), "{err}");
     }
 }

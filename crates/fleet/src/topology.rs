@@ -8,20 +8,14 @@ use crate::model::{self, MASTER};
 
 /// The droplets each droplet monitors, for a fleet of `droplets` (names in any order).
 pub fn monitors(droplets: &[&str]) -> BTreeMap<String, Vec<String>> {
-    let mut webs: Vec<&str> = droplets
-        .iter()
-        .copied()
-        .filter(|d| model::web_index(d).is_some())
-        .collect();
+    let mut webs: Vec<&str> =
+        droplets.iter().copied().filter(|d| model::web_index(d).is_some()).collect();
     webs.sort_by_key(|name| model::droplet_order(name));
     let has_master = droplets.contains(&MASTER);
 
     let mut result = BTreeMap::new();
     if has_master {
-        result.insert(
-            MASTER.to_string(),
-            webs.iter().map(|w| w.to_string()).collect(),
-        );
+        result.insert(MASTER.to_string(), webs.iter().map(|w| w.to_string()).collect());
     }
     for (position, web) in webs.iter().enumerate() {
         let mut watched = Vec::new();

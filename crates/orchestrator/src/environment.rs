@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum EnvFileError {
     #[error("cannot read {path}: {source}", path = path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}, line {line}: is not valid UTF-8", path = path.display())]
+    NotUtf8 { path: PathBuf, line: usize },
     // The offending line is not quoted: it may hold a secret.
     #[error("{path}, line {line}: cannot be parsed; write it as NAME=value", path = path.display())]
     Parse { path: PathBuf, line: usize },
@@ -34,10 +33,7 @@ impl Environment {
                 return Ok(Environment::default());
             }
             Err(source) => {
-                return Err(EnvFileError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
+                return Err(EnvFileError::Read { path: path.to_path_buf(), source });
             }
         };
         let mut file = HashMap::new();
@@ -47,24 +43,24 @@ impl Environment {
                     file.insert(name, value);
                 }
                 Err(dotenvy::Error::LineParse(bad, _)) => {
+                    // The parser gives the text from the bad line on (a value with an unclosed
+                    // quote runs to the end), so the line is where that text starts.
+                    let first = bad.lines().next().unwrap_or_default().trim();
                     let line = text
                         .lines()
-                        .position(|l| l.contains(bad.trim()))
-                        .map_or(0, |i| i + 1);
-                    return Err(EnvFileError::Parse {
-                        path: path.to_path_buf(),
-                        line,
-                    });
+                        .position(|l| !first.is_empty() && l.contains(first))
+                        .map_or(1, |i| i + 1);
+                    return Err(EnvFileError::Parse { path: path.to_path_buf(), line });
                 }
-                Err(_) => {
-                    return Err(EnvFileError::Parse {
-                        path: path.to_path_buf(),
-                        line: 0,
-                    });
-                }
+                Err(_) => return Err(EnvFileError::Parse { path: path.to_path_buf(), line: 1 }),
             }
         }
         Ok(Environment { file })
+    }
+
+    /// Where a variable's value comes from, for messages: `the environment` or `.env`.
+    pub fn origin(&self, name: &str) -> &'static str {
+        if std::env::var_os(name).is_some() { "from the environment" } else { "from .env" }
     }
 
     /// A variable's value, from the process environment first, then `.env`; empty is unset.
@@ -84,16 +80,10 @@ mod tests {
     fn values_come_from_the_file_when_the_process_lacks_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(".env");
-        std::fs::write(
-            &path,
-            "# comment\nORCHESTRATOR_TEST_ONLY_IN_FILE=\"from file\"\nEMPTY=\n",
-        )
-        .expect("writes");
+        std::fs::write(&path, "# comment\nORCHESTRATOR_TEST_ONLY_IN_FILE=\"from file\"\nEMPTY=\n")
+            .expect("writes");
         let env = Environment::load(&path).expect("loads");
-        assert_eq!(
-            env.get("ORCHESTRATOR_TEST_ONLY_IN_FILE").as_deref(),
-            Some("from file")
-        );
+        assert_eq!(env.get("ORCHESTRATOR_TEST_ONLY_IN_FILE").as_deref(), Some("from file"));
         assert_eq!(env.get("EMPTY"), None);
         assert_eq!(env.get("PATH"), std::env::var("PATH").ok());
     }
@@ -109,6 +99,18 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("s3cret"));
+    }
+
+    #[test]
+    fn an_unclosed_quote_names_its_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "A=1\nB=\"open\nC=3\n").expect("writes");
+        let message = Environment::load(&path).expect_err("refused").to_string();
+        assert!(
+            message.ends_with(".env, line 2: cannot be parsed; write it as NAME=value"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -14,4 +14,5 @@ pub mod lb;
 pub mod output;
 pub mod progress;
 pub mod provider;
+pub mod secret;
 pub mod workspace;

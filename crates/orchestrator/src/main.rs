@@ -29,17 +29,31 @@ fn main() -> ExitCode {
 
     let result = runtime.block_on(async move {
         match cli.role {
-            Some(RoleCommand::Agent { droplet_dir }) => orchestrator::agent::run(&droplet_dir)
-                .await
-                .map_err(anyhow::Error::from),
+            Some(RoleCommand::Agent { droplet_dir }) => {
+                orchestrator::agent::run(&droplet_dir).await.map_err(anyhow::Error::from)
+            }
             None => orchestrator::commands::run(cli).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            orchestrator::note!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each cause added only where the message does not already say it
+/// (most errors here name their cause in their own message).
+fn describe(err: &anyhow::Error) -> String {
+    let mut message = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }

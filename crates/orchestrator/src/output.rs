@@ -17,20 +17,45 @@ where
     <R::Item as IntoIterator>::Item: Into<Cell>,
 {
     let mut table = Table::new();
-    table
-        .load_style(STYLE)
-        .set_content_arrangement(ContentArrangement::Disabled);
+    table.load_style(STYLE).set_content_arrangement(ContentArrangement::Disabled);
     table.set_header(header);
     for row in rows {
         table.add_row(row);
     }
-    table.to_string()
+    // Cells are padded to their column's width; the last column needs no padding.
+    table.lines().map(|line| line.trim_end().to_string()).collect::<Vec<_>>().join("\n")
 }
 
 /// Prints a value as pretty JSON on standard output.
 pub fn print_json<T: Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("output values always serialise")
-    );
+    let text = serde_json::to_string_pretty(value).expect("output values always serialise");
+    line(format_args!("{text}"));
+}
+
+/// Prints a line on standard output. A reader that went away (`| head`) is not an error:
+/// the command carries on with what it was doing, since stopping halfway through a change
+/// would be far worse than losing some output.
+pub fn line(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_fmt(text).and_then(|()| stdout.write_all(b"\n"));
+}
+
+/// Prints a line on standard error, with the same forgiveness as [`line`].
+pub fn note(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_fmt(text).and_then(|()| stderr.write_all(b"\n"));
+}
+
+/// `println!` that survives a closed standard output; see [`line`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::output::line(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that survives a closed standard error; see [`note`].
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => { $crate::output::note(format_args!($($arg)*)) };
 }

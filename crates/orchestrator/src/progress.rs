@@ -39,10 +39,7 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
-        Step {
-            bar,
-            started: Instant::now(),
-        }
+        Step { bar, started: Instant::now() }
     }
 }
 
@@ -64,10 +61,7 @@ impl Step {
     }
 
     fn finish(self, mark: &str, message: String) {
-        let line = format!(
-            "{mark} {message} ({:.1}s)",
-            self.started.elapsed().as_secs_f64()
-        );
+        let line = format!("{mark} {message} ({:.1}s)", self.started.elapsed().as_secs_f64());
         match self.bar {
             Some(bar) => {
                 bar.set_style(
@@ -75,7 +69,7 @@ impl Step {
                 );
                 bar.finish_with_message(line);
             }
-            None => eprintln!("{line}"),
+            None => crate::note!("{line}"),
         }
     }
 }

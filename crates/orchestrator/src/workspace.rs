@@ -14,15 +14,16 @@ pub struct Workspace {
 
 impl Workspace {
     /// The fleet whose configuration is in `config_dir`.
+    ///
+    /// The root is the directory around `config_dir` however the path is spelled: `config`,
+    /// `./config/` and `.` inside it all name the same fleet.
     pub fn new(config_dir: &Path) -> Workspace {
-        let root = match config_dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::new(),
+        let absolute = absolute(config_dir);
+        let root = match absolute.parent() {
+            Some(parent) => relative_to_cwd(parent),
+            None => PathBuf::from("/"),
         };
-        Workspace {
-            config_dir: config_dir.to_path_buf(),
-            root,
-        }
+        Workspace { config_dir: config_dir.to_path_buf(), root }
     }
 
     pub fn config_dir(&self) -> &Path {
@@ -68,5 +69,58 @@ impl Workspace {
 
     pub fn local_cloud(&self) -> PathBuf {
         self.root.join(".local-cloud")
+    }
+}
+
+/// `path` made absolute and free of `.` and `..`, resolving links where the path exists.
+fn absolute(path: &Path) -> PathBuf {
+    if let Ok(real) = path.canonicalize() {
+        return real;
+    }
+    let joined =
+        std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    clean
+}
+
+/// A path under the current directory shown relative to it, so messages stay short.
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let Ok(cwd) = std::env::current_dir().and_then(|cwd| cwd.canonicalize()) else {
+        return path.to_path_buf();
+    };
+    match path.strip_prefix(&cwd) {
+        Ok(rest) => rest.to_path_buf(),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_the_config_dir_names_the_same_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config");
+        std::fs::create_dir(&config).expect("creates");
+        let from_path = Workspace::new(&config);
+        let dotted = Workspace::new(&config.join("."));
+        let via_parent = Workspace::new(&config.join("..").join("config"));
+        let root = dir.path().canonicalize().expect("canonical");
+        for workspace in [from_path, dotted, via_parent] {
+            assert_eq!(
+                workspace.local_cloud().canonicalize().unwrap_or_else(|_| workspace.local_cloud()),
+                root.join(".local-cloud")
+            );
+        }
     }
 }

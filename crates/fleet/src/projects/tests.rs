@@ -5,9 +5,7 @@ fn parse_str(text: &str) -> Result<Vec<ProjectRow>, ProjectsCsvError> {
 }
 
 fn refusal(text: &str) -> String {
-    parse_str(text)
-        .expect_err("the CSV must be refused")
-        .to_string()
+    parse_str(text).expect_err("the CSV must be refused").to_string()
 }
 
 const EXAMPLE: &str = "Project,Servers,MasterSpec,WebSpec\n\
@@ -48,11 +46,7 @@ fn columns_may_come_in_any_order_and_case() {
 
 #[test]
 fn a_header_alone_asks_for_no_projects() {
-    assert!(
-        parse_str("Project,Servers,MasterSpec,WebSpec\n")
-            .expect("valid")
-            .is_empty()
-    );
+    assert!(parse_str("Project,Servers,MasterSpec,WebSpec\n").expect("valid").is_empty());
 }
 
 #[test]
@@ -69,10 +63,7 @@ fn servers_must_be_a_positive_whole_number() {
     for bad in ["0", "2.5", "three", "", "1e3"] {
         let text =
             format!("Project,Servers,MasterSpec,WebSpec\napp,{bad},s-1vcpu-1gb,s-1vcpu-1gb\n");
-        assert!(
-            refusal(&text).contains("field Servers: must be a positive whole number"),
-            "{bad}"
-        );
+        assert!(refusal(&text).contains("field Servers: must be a positive whole number"), "{bad}");
     }
 }
 
@@ -123,10 +114,7 @@ fn an_empty_file_has_no_header() {
 #[test]
 fn short_rows_are_refused() {
     let text = "Project,Servers,MasterSpec,WebSpec\napp,1,s-1vcpu-1gb\n";
-    assert_eq!(
-        refusal(text),
-        "config/projects.csv, line 2: has 3 fields where the header has 4"
-    );
+    assert_eq!(refusal(text), "config/projects.csv, line 2: has 3 fields where the header has 4");
 }
 
 #[test]
@@ -140,8 +128,51 @@ fn an_unterminated_quote_names_its_line() {
 
 #[test]
 fn escaped_quotes_inside_a_quoted_field_are_not_a_closing_quote() {
-    assert_eq!(unterminated_quote_line("\"a\"\"b\",c\n"), None);
-    assert_eq!(unterminated_quote_line("x,\"a\"\"b\n"), Some(1));
+    assert!(quoting_problem("\"a\"\"b\",c\n").is_none());
+    assert!(matches!(quoting_problem("x,\"a\"\"b\n"), Some((1, CsvProblem::UnterminatedQuote))));
+}
+
+#[test]
+fn text_after_a_closing_quote_is_refused() {
+    let text = "Project,Servers,MasterSpec,WebSpec\n\"hostomatic\"x,1,s-1vcpu-1gb,s-1vcpu-1gb\n";
+    assert_eq!(
+        refusal(text),
+        "config/projects.csv, line 2: text follows a closing quote; quote the whole field, as in \"a \"\"b\"\" c\""
+    );
+    assert!(
+        parse_str(
+            "Project,Servers,MasterSpec,WebSpec\n\"hostomatic\" ,1,s-1vcpu-1gb,s-1vcpu-1gb\n"
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_repeated_header_is_named() {
+    let text = "Project,Servers,MasterSpec,WebSpec\nhostomatic,1,s-1vcpu-1gb,s-1vcpu-1gb\nProject,Servers,MasterSpec,WebSpec\n";
+    assert_eq!(
+        refusal(text),
+        "config/projects.csv, line 3: the header is repeated here; remove this line"
+    );
+}
+
+#[test]
+fn a_huge_number_is_quoted_as_written() {
+    let text =
+        "Project,Servers,MasterSpec,WebSpec\napp,99999999999999999999999,s-1vcpu-1gb,s-1vcpu-1gb\n";
+    assert!(refusal(text).contains("99999999999999999999999 is more than the 100 servers"));
+}
+
+#[test]
+fn scaling_keeps_a_byte_order_mark() {
+    let text = "\u{feff}Project,Servers,MasterSpec,WebSpec\nhostomatic,3,s-2vcpu-4gb,s-2vcpu-4gb\n";
+    let scaled = with_servers(Path::new("p.csv"), text.as_bytes(), "hostomatic", 4)
+        .expect("valid")
+        .expect("row");
+    assert_eq!(
+        scaled,
+        "\u{feff}Project,Servers,MasterSpec,WebSpec\nhostomatic,4,s-2vcpu-4gb,s-2vcpu-4gb\n"
+    );
 }
 
 #[test]
@@ -170,10 +201,7 @@ fn unsafe_project_names_are_refused() {
         let text =
             format!("Project,Servers,MasterSpec,WebSpec\n\"{bad}\",1,s-1vcpu-1gb,s-1vcpu-1gb\n");
         let message = refusal(&text);
-        assert!(
-            message.contains("line 2, field Project: project name"),
-            "{bad}: {message}"
-        );
+        assert!(message.contains("line 2, field Project: project name"), "{bad}: {message}");
     }
 }
 
@@ -181,15 +209,11 @@ fn unsafe_project_names_are_refused() {
 fn scaling_rewrites_one_field_and_keeps_every_other_byte() {
     let text = "Project,Servers,MasterSpec,WebSpec\r\nhostomatic , 3 ,s-2vcpu-4gb,s-2vcpu-4gb\r\ndigitalpixo, 1,s-1vcpu-1gb,s-1vcpu-1gb\r\n";
     let path = Path::new("config/projects.csv");
-    let scaled = with_servers(path, text.as_bytes(), "hostomatic", 5)
-        .expect("valid")
-        .expect("has the row");
+    let scaled =
+        with_servers(path, text.as_bytes(), "hostomatic", 5).expect("valid").expect("has the row");
     assert_eq!(
         scaled,
         "Project,Servers,MasterSpec,WebSpec\r\nhostomatic,5,s-2vcpu-4gb,s-2vcpu-4gb\r\ndigitalpixo, 1,s-1vcpu-1gb,s-1vcpu-1gb\r\n"
     );
-    assert_eq!(
-        with_servers(path, text.as_bytes(), "nothere", 5).expect("valid"),
-        None
-    );
+    assert_eq!(with_servers(path, text.as_bytes(), "nothere", 5).expect("valid"), None);
 }

@@ -23,17 +23,10 @@ fn web_service(port: u16, droplets: &[&str]) -> ServiceRecord {
 
 fn example() -> State {
     let mut state = State::default();
-    state.add_droplet(
-        "master",
-        droplet("10.0.0.1", Role::Master, &["web1", "web2"]),
-    );
+    state.add_droplet("master", droplet("10.0.0.1", Role::Master, &["web1", "web2"]));
     state.add_droplet("web1", droplet("10.0.0.2", Role::Web, &["master", "web2"]));
     state.add_droplet("web2", droplet("10.0.0.3", Role::Web, &["master", "web1"]));
-    state.add_project_service(
-        "hostomatic-prod",
-        "backend",
-        web_service(8001, &["web1", "web2"]),
-    );
+    state.add_project_service("hostomatic-prod", "backend", web_service(8001, &["web1", "web2"]));
     state.add_project_service(
         "hostomatic-prod",
         "worker_email",
@@ -43,11 +36,7 @@ fn example() -> State {
             kind: ServiceKind::Worker,
         },
     );
-    state.add_project_service(
-        "digitalpixo-prod",
-        "backend",
-        web_service(8002, &["master"]),
-    );
+    state.add_project_service("digitalpixo-prod", "backend", web_service(8002, &["master"]));
     state
 }
 
@@ -55,19 +44,9 @@ fn example() -> State {
 fn getters_follow_roles_and_names() {
     let state = example();
     assert_eq!(state.master().map(|m| m.ip.as_str()), Some("10.0.0.1"));
-    assert_eq!(
-        state
-            .web_droplets()
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>(),
-        ["web1", "web2"]
-    );
+    assert_eq!(state.web_droplets().iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["web1", "web2"]);
     assert_eq!(state.droplets_by_role(Role::Master).len(), 1);
-    assert_eq!(
-        state.droplet("web2").map(|d| d.ip.as_str()),
-        Some("10.0.0.3")
-    );
+    assert_eq!(state.droplet("web2").map(|d| d.ip.as_str()), Some("10.0.0.3"));
 }
 
 #[test]
@@ -77,14 +56,8 @@ fn services_are_found_per_droplet_and_named_by_project_env() {
         state.services_on_droplet("web1"),
         ["hostomatic-prod-backend", "hostomatic-prod-worker_email"]
     );
-    assert_eq!(
-        state.services_on_droplet("master"),
-        ["digitalpixo-prod-backend"]
-    );
-    assert_eq!(
-        State::service_name("hostomatic-prod", "backend"),
-        "hostomatic-prod-backend"
-    );
+    assert_eq!(state.services_on_droplet("master"), ["digitalpixo-prod-backend"]);
+    assert_eq!(State::service_name("hostomatic-prod", "backend"), "hostomatic-prod-backend");
 }
 
 #[test]
@@ -94,16 +67,8 @@ fn load_balancer_targets_skip_workers() {
         state.load_balancer_targets("hostomatic-prod", "backend"),
         ["10.0.0.2:8001", "10.0.0.3:8001"]
     );
-    assert!(
-        state
-            .load_balancer_targets("hostomatic-prod", "worker_email")
-            .is_empty()
-    );
-    assert!(
-        state
-            .load_balancer_targets("nothing-prod", "backend")
-            .is_empty()
-    );
+    assert!(state.load_balancer_targets("hostomatic-prod", "worker_email").is_empty());
+    assert!(state.load_balancer_targets("nothing-prod", "backend").is_empty());
 }
 
 #[test]
@@ -116,20 +81,13 @@ fn updating_an_ip_changes_the_targets() {
     let mut state = example();
     assert!(state.update_droplet_ip("web1", "10.0.0.9"));
     assert!(!state.update_droplet_ip("web9", "10.0.0.9"));
-    assert_eq!(
-        state.load_balancer_targets("hostomatic-prod", "backend")[0],
-        "10.0.0.9:8001"
-    );
+    assert_eq!(state.load_balancer_targets("hostomatic-prod", "backend")[0], "10.0.0.9:8001");
 }
 
 #[test]
 fn removing_the_last_service_removes_the_project_env() {
     let mut state = example();
-    assert!(
-        state
-            .remove_project_service("digitalpixo-prod", "backend")
-            .is_some()
-    );
+    assert!(state.remove_project_service("digitalpixo-prod", "backend").is_some());
     assert!(state.project_services("digitalpixo-prod").is_none());
 }
 
@@ -178,13 +136,7 @@ fn the_description_shape_round_trips() {
     let text = serde_json::to_string_pretty(&state).expect("serialises");
     let value: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(value["droplets"]["web1"]["role"], "web");
-    assert_eq!(
-        value["projects"]["hostomatic-prod"]["backend"]["port"],
-        8001
-    );
-    assert_eq!(
-        value["projects"]["hostomatic-prod"]["backend"]["assigned_droplets"][1],
-        "web2"
-    );
+    assert_eq!(value["projects"]["hostomatic-prod"]["backend"]["port"], 8001);
+    assert_eq!(value["projects"]["hostomatic-prod"]["backend"]["assigned_droplets"][1], "web2");
     assert_eq!(serde_json::from_str::<State>(&text).expect("parses"), state);
 }

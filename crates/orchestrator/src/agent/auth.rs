@@ -21,52 +21,29 @@ pub async fn require_signature(
     next: Next,
 ) -> Response {
     let Some(verifier) = &agent.verifier else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this droplet has no fleet key",
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, "this droplet has no fleet key").into_response();
     };
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let signature = match (
-        header(TIMESTAMP),
-        header(NONCE),
-        header(SENDER),
-        header(SIGNATURE),
-    ) {
-        (Some(timestamp), Some(nonce), Some(sender), Some(signature)) => {
-            timestamp.parse().ok().map(|timestamp| Signature {
-                timestamp,
-                nonce,
-                sender,
-                signature,
-            })
-        }
+    let header =
+        |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let signature = match (header(TIMESTAMP), header(NONCE), header(SENDER), header(SIGNATURE)) {
+        (Some(timestamp), Some(nonce), Some(sender), Some(signature)) => timestamp
+            .parse()
+            .ok()
+            .map(|timestamp| Signature { timestamp, nonce, sender, signature }),
         _ => None,
     };
     let now = jiff::Timestamp::now().as_second();
     let path = parts.uri.path().to_string();
-    if let Err(refusal) = verifier.verify(
-        parts.method.as_str(),
-        &path,
-        &bytes,
-        signature.as_ref(),
-        now,
-    ) {
+    if let Err(refusal) =
+        verifier.verify(parts.method.as_str(), &path, &bytes, signature.as_ref(), now)
+    {
         let sender = signature.as_ref().map_or("unknown", |s| s.sender.as_str());
         tracing::warn!(%path, sender, %refusal, "control request refused");
         return (StatusCode::UNAUTHORIZED, refusal.to_string()).into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }

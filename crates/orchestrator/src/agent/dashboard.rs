@@ -83,9 +83,7 @@ pub fn render(status: &LbStatus, state: Option<&State>) -> String {
     };
     let mut environment = minijinja::Environment::new();
     // The name's extension turns on HTML escaping of every value.
-    environment
-        .add_template("dashboard.html", TEMPLATE)
-        .expect("the dashboard template is valid");
+    environment.add_template("dashboard.html", TEMPLATE).expect("the dashboard template is valid");
     environment
         .get_template("dashboard.html")
         .and_then(|template| template.render(minijinja::value::Serde(&page)))

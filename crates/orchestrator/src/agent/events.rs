@@ -43,11 +43,7 @@ impl Events {
         if events.len() == KEPT {
             events.pop_front();
         }
-        events.push_back(Event {
-            at: crate::clock::now_rfc3339(),
-            kind,
-            message,
-        });
+        events.push_back(Event { at: crate::clock::now_rfc3339(), kind, message });
     }
 
     /// The newest `count` events, newest first.

@@ -41,20 +41,11 @@ const REPLICA: &str = "fleet.json";
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("cannot read the droplet description in {dir}: {source}", dir = dir.display())]
-    Manifest {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    Manifest { dir: PathBuf, source: std::io::Error },
     #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { address: SocketAddr, source: std::io::Error },
     #[error("cannot write {path}: {source}", path = path.display())]
-    PidFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    PidFile { path: PathBuf, source: std::io::Error },
     #[error("the agent's server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -97,10 +88,8 @@ pub struct Agent {
 
 /// Runs the agent of the droplet described in `dir` until SIGTERM or SIGINT.
 pub async fn run(dir: &Path) -> Result<(), AgentError> {
-    let droplet = DropletManifest::read(dir).map_err(|source| AgentError::Manifest {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
+    let droplet = DropletManifest::read(dir)
+        .map_err(|source| AgentError::Manifest { dir: dir.to_path_buf(), source })?;
     let address = SocketAddr::from((droplet.address, droplet.agent_port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -137,10 +126,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
 
     let pid_path = dir.join(PID_FILE);
     fleet::store::write_atomically(&pid_path, std::process::id().to_string().as_bytes(), None)
-        .map_err(|source| AgentError::PidFile {
-            path: pid_path.clone(),
-            source,
-        })?;
+        .map_err(|source| AgentError::PidFile { path: pid_path.clone(), source })?;
     tracing::info!(droplet = %agent.droplet.name, %address, pid = std::process::id(), "agent listening");
 
     if let Some(lb) = &lb {
@@ -163,12 +149,9 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
 }
 
 fn router(agent: Arc<Agent>) -> Router {
-    let signed = Router::new()
-        .route("/v1/fleet", post(receive_fleet))
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&agent),
-            auth::require_signature,
-        ));
+    let signed = Router::new().route("/v1/fleet", post(receive_fleet)).route_layer(
+        axum::middleware::from_fn_with_state(Arc::clone(&agent), auth::require_signature),
+    );
     Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
@@ -179,10 +162,7 @@ fn router(agent: Arc<Agent>) -> Router {
 }
 
 async fn health(State(agent): State<Arc<Agent>>) -> Json<AgentHealth> {
-    Json(AgentHealth {
-        status: "ok".into(),
-        droplet: agent.droplet.name.clone(),
-    })
+    Json(AgentHealth { status: "ok".into(), droplet: agent.droplet.name.clone() })
 }
 
 async fn status(State(agent): State<Arc<Agent>>) -> Json<AgentStatus> {
@@ -207,10 +187,7 @@ async fn receive_fleet(
     let text = serde_json::to_vec_pretty(&update).expect("a fleet update always serialises");
     if let Err(err) = fleet::store::write_atomically(&agent.data_dir.join(REPLICA), &text, None) {
         tracing::error!(%err, "cannot keep the fleet replica");
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot keep the fleet state: {err}"),
-        )
+        return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot keep the fleet state: {err}"))
             .into_response();
     }
     *agent.replica.write().await = Some(update.clone());
@@ -218,11 +195,7 @@ async fn receive_fleet(
         Some(lb) => Some(lb.apply(update.state, update.load_balancer).await),
         None => None,
     };
-    Json(FleetUpdateAnswer {
-        droplet: agent.droplet.name.clone(),
-        load_balancer,
-    })
-    .into_response()
+    Json(FleetUpdateAnswer { droplet: agent.droplet.name.clone(), load_balancer }).into_response()
 }
 
 async fn lb_status(State(agent): State<Arc<Agent>>) -> Response {

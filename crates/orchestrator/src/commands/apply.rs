@@ -42,14 +42,7 @@ pub async fn apply(
                 if let Some(droplet) = by_id(id) {
                     destroys.push((action.clone(), droplet.clone()));
                 }
-                if let Action::ReplaceDroplet {
-                    name,
-                    role,
-                    size,
-                    region,
-                    ..
-                } = action
-                {
+                if let Action::ReplaceDroplet { name, role, size, region, .. } = action {
                     let spec = DropletSpec {
                         name: name.clone(),
                         role: *role,
@@ -65,12 +58,7 @@ pub async fn apply(
                     resizes.push((action.clone(), droplet, to.clone()));
                 }
             }
-            Action::CreateDroplet {
-                name,
-                role,
-                size,
-                region,
-            } => {
+            Action::CreateDroplet { name, role, size, region } => {
                 let spec = DropletSpec {
                     name: name.clone(),
                     role: *role,
@@ -92,10 +80,8 @@ pub async fn apply(
     }
 
     let mut report = ApplyReport::default();
-    let destroy_work = destroys
-        .into_iter()
-        .map(|(action, droplet)| (action, Work::Destroy(droplet)))
-        .collect();
+    let destroy_work =
+        destroys.into_iter().map(|(action, droplet)| (action, Work::Destroy(droplet))).collect();
     run_concurrently(&provider, destroy_work, progress, &mut report).await;
     for (action, droplet, size) in resizes {
         run_concurrently(
@@ -131,19 +117,11 @@ impl Work {
         match self {
             Work::Create(spec) => {
                 let droplet = provider.create(&spec).await?;
-                Ok(format!(
-                    "created {} at {}",
-                    droplet.name,
-                    droplet.ip.unwrap_or_default()
-                ))
+                Ok(format!("created {} at {}", droplet.name, droplet.ip.unwrap_or_default()))
             }
             Work::Start(droplet) => {
                 let droplet = provider.power_on(&droplet).await?;
-                Ok(format!(
-                    "started {} at {}",
-                    droplet.name,
-                    droplet.ip.unwrap_or_default()
-                ))
+                Ok(format!("started {} at {}", droplet.name, droplet.ip.unwrap_or_default()))
             }
             Work::Destroy(droplet) => {
                 provider.destroy(&droplet).await?;
@@ -170,10 +148,7 @@ async fn run_concurrently(
         let limit = Arc::clone(&limit);
         let progress = progress.clone();
         tasks.spawn(async move {
-            let _permit = limit
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
             let step = progress.start(work.describe());
             match work.run(provider.as_ref()).await {
                 Ok(message) => {

@@ -1,5 +1,6 @@
-//! `--init`: make the SSH key pair, validate every configuration file, record the
-//! administrator's addresses, and check the cloud can be reached.
+//! `--init`: validate every configuration file, make the SSH key pair and the fleet key,
+//! record the administrator's addresses, and check the cloud can be reached (registering the
+//! SSH key with it where it keeps keys).
 //!
 //! Everything is validated before anything is written, so a bad file changes nothing.
 
@@ -16,7 +17,6 @@ use super::{Context, expand_home};
 use crate::control::FleetKey;
 use crate::control::key::FleetKeyError;
 use crate::output;
-use crate::provider::Provider;
 
 #[derive(Serialize)]
 struct Step {
@@ -27,152 +27,93 @@ struct Step {
 pub async fn run(context: &Context) -> anyhow::Result<()> {
     let workspace = &context.workspace;
     let mut steps = Vec::new();
-    let mut step = |step: &str, result: String| {
-        steps.push(Step {
-            step: step.into(),
-            result,
-        })
-    };
+    let mut step = |step: &str, result: String| steps.push(Step { step: step.into(), result });
 
     let config = context.load_config()?;
-    step(
-        "projects.csv",
-        format!("valid: {} projects", config.rows.len()),
-    );
-    step(
-        "deployment_config.json",
-        format!("valid: provider {}", config.deploy.provider.as_str()),
-    );
-    for (name, path, load) in [
-        (
-            "email_config.json",
-            workspace.email_config(),
-            check_email as fn(&Path) -> anyhow::Result<()>,
-        ),
-        ("sms_config.json", workspace.sms_config(), check_sms),
-    ] {
-        if path.exists() {
-            load(&path)?;
-            step(name, "valid".into());
-        } else {
-            step(name, "absent: no notifications of this kind".into());
-        }
+    step("projects.csv", format!("valid: {} projects", config.rows.len()));
+    step("deployment_config.json", format!("valid: provider {}", config.deploy.provider.as_str()));
+    for (name, checked) in &config.checked {
+        step(name, checked.clone());
     }
-    let templates = check_templates(&workspace.templates_dir())?;
-    step("templates", format!("{templates} template(s) parse"));
 
-    let admin_ip = config
-        .env
-        .get("ADMIN_IP")
-        .map(|ip| parse_cidr(&ip).context("ADMIN_IP"))
-        .transpose()?;
-    let additional: Vec<String> = config
-        .env
-        .get("ADDITIONAL_IPS")
-        .map(|list| {
-            list.split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|ip| parse_cidr(ip).context("ADDITIONAL_IPS"))
-                .collect()
-        })
-        .transpose()?
-        .unwrap_or_default();
+    let admin_ip = address_from(&config.env, "ADMIN_IP")?;
+    let additional: Vec<String> = match config.env.get("ADDITIONAL_IPS") {
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|ip| {
+                parse_cidr(ip).with_context(|| {
+                    format!("ADDITIONAL_IPS ({})", config.env.origin("ADDITIONAL_IPS"))
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        None => Vec::new(),
+    };
 
     let key_path = expand_home(&config.deploy.ssh_key_path);
-    step("ssh key", ensure_ssh_key(&key_path)?);
+    let (ssh_result, public_key) = ensure_ssh_key(&key_path)?;
+    step("ssh key", ssh_result);
     step("fleet key", ensure_fleet_key(&workspace.fleet_key())?);
+    step("administrator addresses", record_addresses(context, admin_ip, additional)?);
 
-    if admin_ip.is_some() || !additional.is_empty() {
-        let lock = context.lock("--init")?;
-        let store = context.store();
-        let mut state = store.load()?;
-        if let Some(ip) = &admin_ip {
-            state.admin_ip = Some(ip.clone());
-        }
-        if !additional.is_empty() {
-            state.additional_ips = additional.clone();
-        }
-        store.save(&lock, &state)?;
-        let mut all: Vec<String> = admin_ip.into_iter().collect();
-        all.extend(additional);
-        step(
-            "administrator addresses",
-            format!("recorded {}", all.join(", ")),
-        );
-    } else {
-        step(
-            "administrator addresses",
-            "ADMIN_IP is not set; set it in .env or run --update-ip".into(),
-        );
+    let provider = context.provider(&config.deploy, &config.env, None)?;
+    step("provider", provider.check_access().await?);
+    if let Some(key) = provider.register_ssh_key(&public_key).await? {
+        step("ssh key at the cloud", format!("{} ({})", key.name, key.fingerprint));
     }
-
-    let provider = context.provider(&config.deploy, None)?;
-    let droplets = provider.list().await?;
-    step(
-        "provider",
-        describe_provider(provider.as_ref(), context, droplets.len()),
-    );
 
     if context.json {
         output::print_json(&steps);
     } else {
-        println!(
-            "{}",
-            output::table(
-                ["STEP", "RESULT"],
-                steps.iter().map(|s| vec![s.step.clone(), s.result.clone()])
-            )
-        );
-        println!(
+        let rows = steps.iter().map(|s| vec![s.step.clone(), s.result.clone()]);
+        crate::say!("{}", output::table(["STEP", "RESULT"], rows));
+        crate::say!(
             "Ready. Run --orchestrate --dry-run to see the plan, then --orchestrate to apply it."
         );
     }
     Ok(())
 }
 
-fn describe_provider(provider: &dyn Provider, context: &Context, droplets: usize) -> String {
-    format!(
-        "{} cloud in {} reachable, {droplets} droplet(s) exist",
-        provider.name(),
-        context.workspace.local_cloud().display()
-    )
+fn address_from(
+    env: &crate::environment::Environment,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    env.get(name)
+        .map(|ip| parse_cidr(&ip).with_context(|| format!("{name} ({})", env.origin(name))))
+        .transpose()
 }
 
-fn check_email(path: &Path) -> anyhow::Result<()> {
-    fleet::notify_config::load_email(path)?;
-    Ok(())
-}
-
-fn check_sms(path: &Path) -> anyhow::Result<()> {
-    fleet::notify_config::load_sms(path)?;
-    Ok(())
-}
-
-/// Parses every `*.j2` template so a syntax error is found now, not when it is first used.
-fn check_templates(dir: &Path) -> anyhow::Result<usize> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(0);
-    };
-    let mut count = 0;
-    let mut environment = minijinja::Environment::new();
-    for path in entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "j2"))
-    {
-        let source = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let name = path.display().to_string();
-        if let Err(err) = environment.add_template_owned(name.clone(), source) {
-            bail!(
-                "{name}, line {}: {}",
-                err.line().unwrap_or(0),
-                err.detail().unwrap_or("syntax error")
-            );
-        }
-        count += 1;
+/// Records `ADMIN_IP` and `ADDITIONAL_IPS` unless an address is already recorded: one set by
+/// `--update-ip` is newer than `.env` and wins.
+fn record_addresses(
+    context: &Context,
+    admin_ip: Option<String>,
+    additional: Vec<String>,
+) -> anyhow::Result<String> {
+    if admin_ip.is_none() && additional.is_empty() {
+        return Ok("ADMIN_IP is not set; set it in .env or run --update-ip".into());
     }
-    Ok(count)
+    let lock = context.lock("--init")?;
+    let store = context.store();
+    let mut state = store.load()?;
+    let mut said = Vec::new();
+    match (&state.admin_ip, admin_ip) {
+        (Some(recorded), Some(wanted)) if *recorded != wanted => {
+            said.push(format!("kept {recorded} (recorded by --update-ip; ADMIN_IP says {wanted})"))
+        }
+        (Some(recorded), _) => said.push(format!("kept {recorded}")),
+        (None, Some(wanted)) => {
+            said.push(format!("recorded {wanted}"));
+            state.admin_ip = Some(wanted);
+        }
+        (None, None) => {}
+    }
+    if !additional.is_empty() && state.additional_ips != additional {
+        said.push(format!("recorded additional {}", additional.join(", ")));
+        state.additional_ips = additional;
+    }
+    store.save(&lock, &state)?;
+    Ok(said.join("; "))
 }
 
 /// Makes the fleet key that signs control requests, unless there is one.
@@ -181,26 +122,45 @@ fn ensure_fleet_key(path: &Path) -> anyhow::Result<String> {
         Ok(_) => Ok(format!("kept the existing key {}", path.display())),
         Err(FleetKeyError::Missing { .. }) => {
             FleetKey::generate().create(path)?;
-            Ok(format!(
-                "created {} (mode 600; keep it out of version control)",
-                path.display()
-            ))
+            Ok(format!("created {} (mode 600; keep it out of version control)", path.display()))
         }
         Err(err) => Err(err.into()),
     }
 }
 
-/// Makes an ed25519 key pair at `path` (private key mode 0600) unless one is there.
-fn ensure_ssh_key(path: &Path) -> anyhow::Result<String> {
+/// Makes an ed25519 key pair at `path` (private key mode 0600) unless a valid one is there;
+/// returns what it did and the public key.
+fn ensure_ssh_key(path: &Path) -> anyhow::Result<(String, String)> {
+    let public_path = path.with_extension("pub");
     if path.exists() {
-        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if !path.is_file() {
             bail!(
-                "{} is readable by others (mode {mode:o}); run chmod 600 on it",
+                "{} is not a file; point ssh_key_path in deployment_config.json at a key file",
                 path.display()
             );
         }
-        return Ok(format!("kept the existing key {}", path.display()));
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!("{} is readable by others (mode {mode:o}); run chmod 600 on it", path.display());
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let key = PrivateKey::from_openssh(&text).map_err(|err| {
+            anyhow::anyhow!(
+                "{} is not an OpenSSH private key ({err}); move it aside to make a new one",
+                path.display()
+            )
+        })?;
+        let public = key.public_key().to_openssh().context("cannot encode the SSH public key")?;
+        if !public_path.exists() {
+            std::fs::write(&public_path, format!("{public}\n"))
+                .with_context(|| format!("cannot write {}", public_path.display()))?;
+            return Ok((
+                format!("kept {}; wrote its missing {}", path.display(), public_path.display()),
+                public,
+            ));
+        }
+        return Ok((format!("kept the existing key {}", path.display()), public));
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -210,13 +170,8 @@ fn ensure_ssh_key(path: &Path) -> anyhow::Result<String> {
     let mut key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)
         .context("cannot generate an SSH key")?;
     key.set_comment("orchestrator fleet key");
-    let private = key
-        .to_openssh(LineEnding::LF)
-        .context("cannot encode the SSH key")?;
-    let public = key
-        .public_key()
-        .to_openssh()
-        .context("cannot encode the SSH public key")?;
+    let private = key.to_openssh(LineEnding::LF).context("cannot encode the SSH key")?;
+    let public = key.public_key().to_openssh().context("cannot encode the SSH public key")?;
 
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -226,12 +181,7 @@ fn ensure_ssh_key(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(private.as_bytes())?;
     file.sync_all()?;
-    let public_path = path.with_extension("pub");
     std::fs::write(&public_path, format!("{public}\n"))
         .with_context(|| format!("cannot write {}", public_path.display()))?;
-    Ok(format!(
-        "created ed25519 key {} and {}",
-        path.display(),
-        public_path.display()
-    ))
+    Ok((format!("created ed25519 key {} and {}", path.display(), public_path.display()), public))
 }

@@ -1,6 +1,7 @@
 //! The commands of the command line, one file each, and what they share.
 
 mod apply;
+mod config;
 mod init;
 mod orchestrate;
 mod publish;
@@ -15,15 +16,19 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use fleet::deploy_config::{DeploymentConfig, ProviderKind};
-use fleet::projects::{self, ProjectRow};
 use fleet::{StateStore, store::StateLock};
 
 use crate::cli::Cli;
 use crate::control::FleetKey;
 use crate::environment::Environment;
 use crate::provider::Provider;
+use crate::provider::digitalocean::client::{DEFAULT_API_URL, DoClient};
+use crate::provider::digitalocean::{DigitalOcean, DoSettings};
 use crate::provider::local::LocalCloud;
+use crate::secret::Secret;
 use crate::workspace::Workspace;
+
+pub use config::Config;
 
 /// Runs the command the flags ask for.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -36,6 +41,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     if cli.dry_run && !(cli.orchestrate || cli.scale.is_some() || cli.update_ip.is_some()) {
         bail!("--dry-run goes with --orchestrate, --scale or --update-ip");
+    }
+    if cli.force && !cli.orchestrate {
+        bail!("--force goes with --orchestrate");
+    }
+    if cli.yes && !(cli.orchestrate || cli.scale.is_some()) {
+        bail!("--yes goes with --orchestrate or --scale");
     }
     if cli.setup {
         setup::run(&context)
@@ -63,40 +74,7 @@ pub struct Context {
     pub lock_wait: Duration,
 }
 
-/// The user's configuration, read and validated.
-pub struct Config {
-    pub rows: Vec<ProjectRow>,
-    pub deploy: DeploymentConfig,
-    pub env: Environment,
-}
-
 impl Context {
-    /// Reads `projects.csv`, `deployment_config.json` and `.env`, refusing anything invalid.
-    pub fn load_config(&self) -> anyhow::Result<Config> {
-        let csv = self.workspace.projects_csv();
-        if !csv.exists() {
-            bail!(
-                "{} does not exist; run `orchestrator --setup` to write an example",
-                csv.display()
-            );
-        }
-        let rows = projects::load(&csv)?;
-        let deploy = self.load_deploy_config()?;
-        let env = Environment::load(&self.workspace.env_file())?;
-        Ok(Config { rows, deploy, env })
-    }
-
-    pub fn load_deploy_config(&self) -> anyhow::Result<DeploymentConfig> {
-        let path = self.workspace.deployment_config();
-        if !path.exists() {
-            bail!(
-                "{} does not exist; run `orchestrator --setup` to write an example",
-                path.display()
-            );
-        }
-        Ok(fleet::deploy_config::load(&path)?)
-    }
-
     pub fn store(&self) -> StateStore {
         StateStore::new(self.workspace.state_file())
     }
@@ -123,9 +101,37 @@ impl Context {
     pub fn provider(
         &self,
         deploy: &DeploymentConfig,
+        env: &Environment,
         key: Option<FleetKey>,
     ) -> anyhow::Result<Arc<dyn Provider>> {
         match deploy.provider {
+            ProviderKind::Digitalocean => {
+                let Some(token) = env.get("DO_TOKEN") else {
+                    bail!(
+                        "DO_TOKEN is not set; create a token at DigitalOcean (API, read and write) and \
+                         put it in .env as DO_TOKEN=..."
+                    );
+                };
+                let api_url = env.get("DO_API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_string());
+                let poll = match env.get("DO_POLL_INTERVAL_MS") {
+                    Some(ms) => Some(Duration::from_millis(ms.parse().with_context(|| {
+                        format!("DO_POLL_INTERVAL_MS={ms:?} is not a number of milliseconds")
+                    })?)),
+                    None => None,
+                };
+                let client = Arc::new(DoClient::new(&api_url, Secret::new(token)));
+                Ok(Arc::new(DigitalOcean::new(DoSettings {
+                    api_url,
+                    client,
+                    fleet: deploy.fleet_name.clone(),
+                    image: deploy.digitalocean.image.clone(),
+                    agent_url: deploy.digitalocean.agent_url.clone(),
+                    agent_sha256: deploy.digitalocean.agent_sha256.clone(),
+                    fleet_key: key,
+                    agent_port: deploy.agent_port,
+                    poll,
+                })))
+            }
             ProviderKind::Local => {
                 let binary = std::env::current_exe()
                     .context("cannot find the orchestrator binary to run agents")?;

@@ -1,12 +1,13 @@
-//! `--orchestrate`: make the cloud match the CSV, then record the result.
+//! `--orchestrate`: make the cloud match the CSV, then record the result and hand it to every
+//! droplet.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use fleet::plan::Action;
-use fleet::{DesiredFleet, Plan, State};
+use fleet::{DesiredFleet, DropletStatus, Plan, State};
 use serde::Serialize;
 
 use super::apply::{ApplyReport, apply};
@@ -14,6 +15,7 @@ use super::publish::{Published, publish};
 use super::{Config, Context, confirm};
 use crate::output;
 use crate::progress::Progress;
+use crate::provider::firewall;
 
 /// A CSV rewrite that `--scale` wants made once the plan is confirmed.
 pub struct CsvRewrite {
@@ -34,30 +36,26 @@ pub async fn converge(
     rewrite: Option<CsvRewrite>,
     command: &str,
 ) -> anyhow::Result<()> {
-    let key = if context.dry_run {
-        None
-    } else {
-        Some(context.fleet_key()?)
-    };
-    let _lock = if context.dry_run {
-        None
-    } else {
-        Some(context.lock(command)?)
-    };
+    let key = if context.dry_run { None } else { Some(context.fleet_key()?) };
+    let lock = if context.dry_run { None } else { Some(context.lock(command)?) };
     let store = context.store();
     let previous = store.load()?;
-    let provider = context.provider(&config.deploy, key.clone())?;
+    let provider = context.provider(&config.deploy, &config.env, key.clone())?;
     let observed = provider.list().await?;
 
     let desired = DesiredFleet::from_config(&config.rows, &config.deploy);
     let plan = fleet::plan(&desired, &observed, &previous, force)?;
     if !context.json {
+        for warning in config.warnings.iter().chain(&plan.warnings) {
+            crate::say!("Warning: {warning}");
+        }
         print_plan(&plan);
     }
-    if context.dry_run {
+    let (Some(lock), Some(key)) = (lock, key) else {
         if context.json {
             output::print_json(&Outcome::new(
                 &plan,
+                config,
                 true,
                 &ApplyReport::default(),
                 false,
@@ -65,73 +63,62 @@ pub async fn converge(
             ));
         }
         return Ok(());
-    }
+    };
     if plan.is_destructive() && !context.yes {
         let summary = destructive_summary(&plan);
-        confirm(
-            &format!("This plan {summary}. Apply it?"),
-            &format!("the plan {summary}"),
-        )?;
+        confirm(&format!("This plan {summary}. Apply it?"), &format!("the plan {summary}"))?;
     }
 
     if let Some(rewrite) = rewrite {
-        fleet::store::write_atomically(&rewrite.path, rewrite.text.as_bytes(), None)?;
+        write_csv(&rewrite)?;
         if !context.json {
-            println!("Updated {}.", rewrite.path.display());
+            crate::say!("Updated {}.", rewrite.path.display());
         }
     }
 
     let started = Instant::now();
-    let report = apply(
-        Arc::clone(&provider),
-        &plan,
-        &observed,
-        config.deploy.agent_port,
-        &Progress::new(),
-    )
-    .await;
-    let observed_after = provider.list().await?;
+    let report =
+        apply(Arc::clone(&provider), &plan, &observed, config.deploy.agent_port, &Progress::new())
+            .await;
+    let mut observed_after = provider.list().await?;
+    for droplet in observed_after.iter_mut().filter(|d| d.status == DropletStatus::New) {
+        *droplet = provider.wait_ready(droplet).await?;
+    }
     let mut state = plan.state_after(&observed_after, &previous, provider.name());
     let changed = !same_ignoring_time(&state, &previous);
     if changed {
         state.updated_at = Some(crate::clock::now_rfc3339());
-        store.save(
-            _lock.as_ref().expect("a lock is held outside dry runs"),
-            &state,
-        )?;
+        store.save(&lock, &state)?;
     }
-
-    let key = key.expect("a key is loaded outside dry runs");
+    let policy =
+        firewall::policy(&state, config.deploy.agent_port, config.deploy.load_balancer_port());
+    let firewall = provider.apply_firewall(&policy).await?;
     let published = publish(context, &config.deploy, &state, &key).await?;
 
     if context.json {
-        output::print_json(&Outcome::new(
-            &plan,
-            false,
-            &report,
-            changed,
-            Some(&published),
-        ));
+        let mut outcome = Outcome::new(&plan, config, false, &report, changed, Some(&published));
+        outcome.firewall = firewall;
+        output::print_json(&outcome);
     } else {
-        if !plan.is_empty() {
-            println!(
-                "Applied {} of {} droplet actions in {:.1}s; state written to {}.",
+        let attempted = report.done.len() + report.failed.len();
+        if attempted > 0 {
+            crate::say!(
+                "Applied {} of {attempted} droplet actions in {:.1}s.",
                 report.done.len(),
-                report.done.len() + report.failed.len(),
-                started.elapsed().as_secs_f64(),
-                store.path().display()
+                started.elapsed().as_secs_f64()
             );
-        } else if changed {
-            println!("Recorded the fleet in {} again.", store.path().display());
+        }
+        if changed {
+            crate::say!("State written to {}.", store.path().display());
+        }
+        if let Some(firewall) = firewall {
+            crate::say!("Firewall: {firewall}.");
         }
         print_published(&published);
     }
     if !report.failed.is_empty() {
-        let lines: Vec<String> = report
-            .failed
-            .iter()
-            .map(|(action, err)| format!("  {action}: {err}"))
-            .collect();
+        let lines: Vec<String> =
+            report.failed.iter().map(|(action, err)| format!("  {action}: {err}")).collect();
         bail!(
             "{} action(s) failed; run --orchestrate again to retry them:\n{}",
             report.failed.len(),
@@ -147,19 +134,33 @@ pub async fn converge(
     Ok(())
 }
 
+/// Writes the scaled CSV where the file really is (through a symbolic link), keeping its
+/// permissions.
+fn write_csv(rewrite: &CsvRewrite) -> anyhow::Result<()> {
+    let target = std::fs::canonicalize(&rewrite.path).unwrap_or_else(|_| rewrite.path.clone());
+    let permissions = std::fs::metadata(&target).map(|m| m.permissions()).ok();
+    fleet::store::write_atomically(&target, rewrite.text.as_bytes(), None)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    if let Some(permissions) = permissions {
+        std::fs::set_permissions(&target, permissions)
+            .with_context(|| format!("cannot set the mode of {}", target.display()))?;
+    }
+    Ok(())
+}
+
 fn print_published(published: &Published) {
     for (droplet, why) in &published.missed {
-        println!("Warning: droplet {droplet} did not take the fleet state: {why}");
+        crate::say!("Warning: droplet {droplet} did not take the fleet state: {why}");
     }
     match &published.load_balancer {
         Some(lb) if lb.nginx_running => {
-            println!("Load balancer: {} (dashboard at the same address)", lb.url)
+            crate::say!("Load balancer: {} (the dashboard is at the same address)", lb.url)
         }
         Some(lb) if !lb.nginx_installed => {
-            println!(
+            crate::say!(
                 "Warning: no load balancer: {}",
                 lb.error.as_deref().unwrap_or("nginx is not installed")
-            );
+            )
         }
         Some(_) | None => {}
     }
@@ -167,53 +168,44 @@ fn print_published(published: &Published) {
 
 fn print_plan(plan: &Plan) {
     if plan.is_empty() {
-        println!("Nothing to change: the fleet matches the configuration.");
+        crate::say!("Nothing to change: the fleet matches the configuration.");
         return;
     }
-    let rows = plan
-        .actions
-        .iter()
-        .map(|a| vec![a.verb().to_string(), a.target(), a.detail()]);
-    println!("{}", output::table(["ACTION", "TARGET", "DETAIL"], rows));
+    let rows = plan.actions.iter().map(|a| vec![a.verb().to_string(), a.target(), a.detail()]);
+    crate::say!("{}", output::table(["ACTION", "TARGET", "DETAIL"], rows));
 }
 
 fn destructive_summary(plan: &Plan) -> String {
     let count = |verb: &str| plan.actions.iter().filter(|a| a.verb() == verb).count();
     let mut parts = Vec::new();
-    for (verb, past) in [
-        ("destroy", "destroys"),
-        ("replace", "replaces"),
-        ("resize", "resizes"),
+    for (verb, past, noun) in [
+        ("destroy", "destroys", "droplet"),
+        ("replace", "replaces", "droplet"),
+        ("resize", "resizes", "droplet"),
+        ("remove", "removes", "service"),
     ] {
         let n = count(verb);
         if n > 0 {
-            parts.push(format!(
-                "{past} {n} droplet{}",
-                if n == 1 { "" } else { "s" }
-            ));
+            parts.push(format!("{past} {n} {noun}{}", if n == 1 { "" } else { "s" }));
         }
     }
     parts.join(" and ")
 }
 
 fn same_ignoring_time(a: &State, b: &State) -> bool {
-    State {
-        updated_at: None,
-        ..a.clone()
-    } == State {
-        updated_at: None,
-        ..b.clone()
-    }
+    State { updated_at: None, ..a.clone() } == State { updated_at: None, ..b.clone() }
 }
 
 /// What `--orchestrate --json` prints.
 #[derive(Serialize)]
 struct Outcome {
     dry_run: bool,
+    warnings: Vec<String>,
     plan: Vec<PlannedAction>,
     applied: Vec<String>,
     failed: Vec<Failure>,
     state_changed: bool,
+    firewall: Option<String>,
     /// Droplets whose agent did not take the new fleet state, with why.
     unreached: Vec<Failure>,
     load_balancer: Option<crate::agent::api::LbReport>,
@@ -236,34 +228,26 @@ struct Failure {
 impl Outcome {
     fn new(
         plan: &Plan,
+        config: &Config,
         dry_run: bool,
         report: &ApplyReport,
         state_changed: bool,
         published: Option<&Published>,
     ) -> Outcome {
+        let failure = |(action, error): &(String, String)| Failure {
+            action: action.clone(),
+            error: error.clone(),
+        };
         Outcome {
             dry_run,
+            warnings: config.warnings.iter().chain(&plan.warnings).cloned().collect(),
             plan: plan.actions.iter().map(PlannedAction::from).collect(),
             applied: report.done.clone(),
-            failed: report
-                .failed
-                .iter()
-                .map(|(action, error)| Failure {
-                    action: action.clone(),
-                    error: error.clone(),
-                })
-                .collect(),
+            failed: report.failed.iter().map(failure).collect(),
             state_changed,
+            firewall: None,
             unreached: published
-                .map(|p| {
-                    p.missed
-                        .iter()
-                        .map(|(action, error)| Failure {
-                            action: action.clone(),
-                            error: error.clone(),
-                        })
-                        .collect()
-                })
+                .map(|p| p.missed.iter().map(failure).collect())
                 .unwrap_or_default(),
             load_balancer: published.and_then(|p| p.load_balancer.clone()),
         }

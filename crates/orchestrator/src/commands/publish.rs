@@ -37,10 +37,7 @@ pub async fn publish(
     };
     let update = FleetUpdate {
         state: state.clone(),
-        load_balancer: LbSettings {
-            port: deploy.load_balancer_port(),
-            template,
-        },
+        load_balancer: LbSettings { port: deploy.load_balancer_port(), template },
     };
     let client = AgentClient::new(key.clone(), "cli");
     let mut sends = JoinSet::new();

@@ -3,12 +3,11 @@
 //! The CSV is rewritten only once the plan is shown and, if it destroys anything, confirmed;
 //! only the project's `Servers` field changes, every other byte of the file stays.
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use fleet::projects::{self, MAX_SERVERS};
 
+use super::Context;
 use super::orchestrate::{CsvRewrite, converge};
-use super::{Config, Context};
-use crate::environment::Environment;
 
 pub async fn run(context: &Context, project: &str, servers: &str) -> anyhow::Result<()> {
     let servers: u32 = match servers.parse() {
@@ -18,30 +17,12 @@ pub async fn run(context: &Context, project: &str, servers: &str) -> anyhow::Res
         ),
     };
     let path = context.workspace.projects_csv();
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = super::config::read_csv(&path)?;
     let Some(text) = projects::with_servers(&path, &bytes, project, servers)? else {
-        let known: Vec<String> = projects::parse(&path, &bytes)?
-            .into_iter()
-            .map(|row| row.name)
-            .collect();
-        bail!(
-            "project {project:?} is not in {} (it has: {})",
-            path.display(),
-            known.join(", ")
-        );
+        let known: Vec<String> =
+            projects::parse(&path, &bytes)?.into_iter().map(|row| row.name).collect();
+        bail!("project {project:?} is not in {} (it has: {})", path.display(), known.join(", "));
     };
-    let rows = projects::parse(&path, text.as_bytes())?;
-    let config = Config {
-        rows,
-        deploy: context.load_deploy_config()?,
-        env: Environment::load(&context.workspace.env_file())?,
-    };
-    converge(
-        context,
-        &config,
-        false,
-        Some(CsvRewrite { path, text }),
-        "--scale",
-    )
-    .await
+    let config = context.load_config_with(&path, text.as_bytes())?;
+    converge(context, &config, false, Some(CsvRewrite { path, text }), "--scale").await
 }

@@ -17,22 +17,10 @@ const GITIGNORE: &str =
 
 /// Files `--setup` writes, with their example contents.
 const FILES: &[(&str, &str)] = &[
-    (
-        "config/projects.csv",
-        include_str!("../../assets/projects.csv"),
-    ),
-    (
-        "config/deployment_config.json",
-        include_str!("../../assets/deployment_config.json"),
-    ),
-    (
-        "config/email_config.json",
-        include_str!("../../assets/email_config.json"),
-    ),
-    (
-        "config/sms_config.json",
-        include_str!("../../assets/sms_config.json"),
-    ),
+    ("config/projects.csv", include_str!("../../assets/projects.csv")),
+    ("config/deployment_config.json", include_str!("../../assets/deployment_config.json")),
+    ("config/email_config.json", include_str!("../../assets/email_config.json")),
+    ("config/sms_config.json", include_str!("../../assets/sms_config.json")),
     ("config/.gitignore", GITIGNORE),
     ("templates/nginx.conf.j2", TEMPLATE_NGINX),
     (".env.example", include_str!("../../assets/env.example")),
@@ -61,10 +49,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             "written"
         };
-        results.push(Written {
-            path: path.display().to_string(),
-            result,
-        });
+        results.push(Written { path: path.display().to_string(), result });
     }
 
     if context.json {
@@ -73,11 +58,11 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     }
     for written in &results {
         match written.result {
-            "kept" => println!("kept     {} (it exists; not overwritten)", written.path),
-            _ => println!("written  {}", written.path),
+            "kept" => crate::say!("kept     {} (it exists; not overwritten)", written.path),
+            _ => crate::say!("written  {}", written.path),
         }
     }
-    println!(
+    crate::say!(
         "\nNext: edit {} and {}, copy .env.example to .env, then run --init.",
         workspace.projects_csv().display(),
         workspace.deployment_config().display()
@@ -91,8 +76,6 @@ fn locate(context: &Context, name: &str) -> PathBuf {
     match name.strip_prefix("config/") {
         Some(file) => workspace.config_dir().join(file),
         None if name == ".env.example" => workspace.env_example(),
-        None => workspace
-            .templates_dir()
-            .join(name.trim_start_matches("templates/")),
+        None => workspace.templates_dir().join(name.trim_start_matches("templates/")),
     }
 }

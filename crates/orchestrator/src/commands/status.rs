@@ -25,6 +25,8 @@ struct Status {
     load_balancer: Option<LoadBalancerView>,
     issues: Vec<String>,
     summary: fleet::state::Summary,
+    /// Droplets whose agent answered its health check just now.
+    healthy_droplets: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,9 +55,10 @@ struct DropletView {
 
 pub async fn run(context: &Context) -> anyhow::Result<()> {
     let deploy = context.load_deploy_config()?;
+    let env = crate::environment::Environment::load(&context.workspace.env_file())?;
     let store = context.store();
     let state = store.load()?;
-    let provider = context.provider(&deploy, None)?;
+    let provider = context.provider(&deploy, &env, None)?;
     let observed = provider.list().await?;
     let health = probe_all(&observed).await;
 
@@ -63,24 +66,27 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let mut droplets = Vec::new();
     for name in state.droplet_names() {
         let record = &state.droplets[name];
-        let live = observed
-            .iter()
-            .find(|d| d.name == name && d.id == record.id);
+        let live = observed.iter().find(|d| d.name == name && d.id == record.id);
         let health = match live {
             None => {
                 issues.push(format!("droplet {name} ({}) is missing at the provider; run --orchestrate to replace it", record.id));
                 "missing".to_string()
             }
-            Some(droplet) if droplet.status != DropletStatus::Active => "not running".to_string(),
-            Some(droplet) => health
-                .get(&droplet.id)
-                .cloned()
-                .unwrap_or_else(|| "unreachable".into()),
+            Some(droplet) if droplet.status != DropletStatus::Active => {
+                issues
+                    .push(format!("droplet {name} is not running; run --orchestrate to start it"));
+                "not running".to_string()
+            }
+            Some(droplet) => {
+                let health =
+                    health.get(&droplet.id).cloned().unwrap_or_else(|| "unreachable".into());
+                if health != "healthy" {
+                    issues.push(format!("droplet {name}'s agent is {health}"));
+                }
+                health
+            }
         };
-        if let Some(ip) = live
-            .and_then(|d| d.ip.as_ref())
-            .filter(|ip| **ip != record.ip)
-        {
+        if let Some(ip) = live.and_then(|d| d.ip.as_ref()).filter(|ip| **ip != record.ip) {
             issues.push(format!(
                 "droplet {name} now has address {ip}, not {}; run --orchestrate to record it",
                 record.ip
@@ -99,11 +105,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         });
     }
     for droplet in &observed {
-        if state
-            .droplets
-            .get(&droplet.name)
-            .is_none_or(|r| r.id != droplet.id)
-        {
+        if state.droplets.get(&droplet.name).is_none_or(|r| r.id != droplet.id) {
             issues.push(format!(
                 "droplet {} ({}) exists at the provider but not in the state; run --orchestrate to adopt or remove it",
                 droplet.name, droplet.id
@@ -124,16 +126,14 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
                     target.droplet,
                     target.address,
                     target.port,
-                    target
-                        .last_error
-                        .as_ref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
+                    target.last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
                 ));
             }
         }
     }
+    let healthy_droplets = droplets.iter().filter(|d| d.health == "healthy").count();
     let status = Status {
+        healthy_droplets,
         load_balancer,
         provider: provider.name().to_string(),
         state_file: store.path().display().to_string(),
@@ -153,16 +153,10 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
 
 /// Asks master's agent how the load balancer is doing.
 async fn load_balancer(state: &State) -> Option<LoadBalancerView> {
-    let master = state
-        .master()
-        .filter(|m| m.status == DropletStatus::Active)?;
+    let master = state.master().filter(|m| m.status == DropletStatus::Active)?;
     let url = format!("http://{}:{}/lb-status", master.ip, master.agent_port);
-    let answer = crate::http::client()
-        .get(&url)
-        .timeout(Duration::from_secs(3))
-        .send()
-        .await
-        .ok()?;
+    let answer =
+        crate::http::client().get(&url).timeout(Duration::from_secs(3)).send().await.ok()?;
     let status: crate::agent::api::LbStatus = answer.json().await.ok()?;
     let lb = status.load_balancer;
     Some(LoadBalancerView {
@@ -179,10 +173,7 @@ async fn load_balancer(state: &State) -> Option<LoadBalancerView> {
 async fn probe_all(observed: &[ObservedDroplet]) -> BTreeMap<String, String> {
     let http = crate::http::client();
     let mut probes = JoinSet::new();
-    for droplet in observed
-        .iter()
-        .filter(|d| d.status == DropletStatus::Active)
-    {
+    for droplet in observed.iter().filter(|d| d.status == DropletStatus::Active) {
         let Some(ip) = droplet.ip.clone() else {
             continue;
         };
@@ -223,12 +214,9 @@ fn monitoring_notes(state: &State) -> Vec<String> {
 }
 
 fn print_status(status: &Status) {
-    println!(
-        "Fleet on the {} cloud, state in {}",
-        status.provider, status.state_file
-    );
+    crate::say!("Fleet on the {} cloud, state in {}", status.provider, status.state_file);
     if status.droplets.is_empty() {
-        println!("No droplets. Run --orchestrate to create the fleet of projects.csv.");
+        crate::say!("No droplets. Run --orchestrate to create the fleet of projects.csv.");
     } else {
         let rows = status.droplets.iter().map(|d| {
             vec![
@@ -241,18 +229,10 @@ fn print_status(status: &Status) {
                 d.monitored_by.join(", "),
             ]
         });
-        println!(
+        crate::say!(
             "{}",
             output::table(
-                [
-                    "DROPLET",
-                    "ROLE",
-                    "AGENT",
-                    "SIZE",
-                    "HEALTH",
-                    "WATCHES",
-                    "WATCHED BY"
-                ],
+                ["DROPLET", "ROLE", "AGENT", "SIZE", "HEALTH", "WATCHES", "WATCHED BY"],
                 rows
             )
         );
@@ -272,7 +252,7 @@ fn print_status(status: &Status) {
     }
     rows.sort_by(|a, b| (&a[0], &a[1]).cmp(&(&b[0], &b[1])));
     if !rows.is_empty() {
-        println!(
+        crate::say!(
             "{}",
             output::table(["PROJECT-ENV", "SERVICE", "TYPE", "PORT", "DROPLETS"], rows)
         );
@@ -280,25 +260,25 @@ fn print_status(status: &Status) {
 
     match &status.load_balancer {
         Some(lb) if lb.nginx_running => {
-            println!(
+            crate::say!(
                 "Load balancer: {} ({} routes); dashboard: {}",
                 lb.url,
                 lb.upstreams.len(),
                 lb.dashboard_url
             )
         }
-        Some(_) => println!("Load balancer: not running"),
-        None => println!("Load balancer: unknown (master's agent did not answer)"),
+        Some(_) => crate::say!("Load balancer: not running"),
+        None => crate::say!("Load balancer: unknown (master's agent did not answer)"),
     }
     for note in &status.monitoring {
-        println!("Monitoring: {note}");
+        crate::say!("Monitoring: {note}");
     }
     if status.issues.is_empty() {
-        println!("No issues.");
+        crate::say!("No issues.");
     } else {
-        println!("Issues:");
+        crate::say!("Issues:");
         for issue in &status.issues {
-            println!("  - {issue}");
+            crate::say!("  - {issue}");
         }
     }
 }

@@ -14,11 +14,7 @@ pub enum ControlError {
     #[error("cannot reach the agent at {url}: {source}")]
     Unreachable { url: String, source: reqwest::Error },
     #[error("the agent at {url} answered {status}: {body}")]
-    Refused {
-        url: String,
-        status: u16,
-        body: String,
-    },
+    Refused { url: String, status: u16, body: String },
     #[error("the agent at {url} gave an answer that cannot be read: {source}")]
     BadAnswer { url: String, source: reqwest::Error },
 }
@@ -34,11 +30,7 @@ pub struct AgentClient {
 impl AgentClient {
     /// A client that signs as `sender` (`cli`, or a droplet's name).
     pub fn new(key: FleetKey, sender: &str) -> AgentClient {
-        AgentClient {
-            http: crate::http::client(),
-            key,
-            sender: sender.to_string(),
-        }
+        AgentClient { http: crate::http::client(), key, sender: sender.to_string() }
     }
 
     /// POSTs `body` as JSON to `path` on the agent at `base` (`http://address:port`).
@@ -71,22 +63,12 @@ impl AgentClient {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|source| ControlError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| ControlError::Unreachable { url: url.clone(), source })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(ControlError::Refused {
-                url,
-                status: status.as_u16(),
-                body,
-            });
+            return Err(ControlError::Refused { url, status: status.as_u16(), body });
         }
-        response
-            .json()
-            .await
-            .map_err(|source| ControlError::BadAnswer { url, source })
+        response.json().await.map_err(|source| ControlError::BadAnswer { url, source })
     }
 }

@@ -40,16 +40,9 @@ pub fn sign(
     getrandom::fill(&mut nonce).expect("the system has a random source");
     let nonce = hex::encode(nonce);
     let signature = hex::encode(
-        mac(key, method, path, body, sender, timestamp, &nonce)
-            .finalize()
-            .into_bytes(),
+        mac(key, method, path, body, sender, timestamp, &nonce).finalize().into_bytes(),
     );
-    Signature {
-        timestamp,
-        nonce,
-        sender: sender.to_string(),
-        signature,
-    }
+    Signature { timestamp, nonce, sender: sender.to_string(), signature }
 }
 
 fn mac(
@@ -102,15 +95,10 @@ impl RefusalCounts {
     }
 
     pub fn total(&self) -> u64 {
-        [
-            &self.unsigned,
-            &self.bad_signature,
-            &self.stale,
-            &self.replayed,
-        ]
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed))
-        .sum()
+        [&self.unsigned, &self.bad_signature, &self.stale, &self.replayed]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -123,11 +111,7 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(key: FleetKey) -> Verifier {
-        Verifier {
-            key,
-            seen: Mutex::new(HashMap::new()),
-            refusals: RefusalCounts::default(),
-        }
+        Verifier { key, seen: Mutex::new(HashMap::new()), refusals: RefusalCounts::default() }
     }
 
     /// Checks a request received at `now` (Unix seconds); counts and returns any refusal.
@@ -172,10 +156,7 @@ impl Verifier {
         }
         let mut seen = self.seen.lock().expect("the nonce table is never poisoned");
         seen.retain(|_, at| now - *at <= 2 * MAX_SKEW_SECONDS);
-        if seen
-            .insert(signature.nonce.clone(), signature.timestamp)
-            .is_some()
-        {
+        if seen.insert(signature.nonce.clone(), signature.timestamp).is_some() {
             return Err(Refusal::Replayed);
         }
         Ok(())
@@ -193,10 +174,7 @@ mod tests {
         let key = FleetKey::generate();
         let verifier = Verifier::new(key.clone());
         let signature = sign(&key, "POST", "/v1/fleet", b"{}", "cli", NOW);
-        assert_eq!(
-            verifier.verify("POST", "/v1/fleet", b"{}", Some(&signature), NOW + 1),
-            Ok(())
-        );
+        assert_eq!(verifier.verify("POST", "/v1/fleet", b"{}", Some(&signature), NOW + 1), Ok(()));
         assert_eq!(
             verifier.verify("POST", "/v1/fleet", b"{}", Some(&signature), NOW + 2),
             Err(Refusal::Replayed)
@@ -217,14 +195,7 @@ mod tests {
             verifier.verify("POST", "/v1/other", b"{}", Some(&signature), NOW),
             Err(Refusal::BadSignature)
         );
-        let other = sign(
-            &FleetKey::generate(),
-            "POST",
-            "/v1/fleet",
-            b"{}",
-            "cli",
-            NOW,
-        );
+        let other = sign(&FleetKey::generate(), "POST", "/v1/fleet", b"{}", "cli", NOW);
         assert_eq!(
             verifier.verify("POST", "/v1/fleet", b"{}", Some(&other), NOW),
             Err(Refusal::BadSignature)
@@ -234,10 +205,7 @@ mod tests {
             verifier.verify("POST", "/v1/fleet", b"{}", Some(&old), NOW),
             Err(Refusal::Stale)
         );
-        assert_eq!(
-            verifier.verify("POST", "/v1/fleet", b"{}", None, NOW),
-            Err(Refusal::Unsigned)
-        );
+        assert_eq!(verifier.verify("POST", "/v1/fleet", b"{}", None, NOW), Err(Refusal::Unsigned));
         assert_eq!(verifier.refusals.total(), 5);
     }
 }

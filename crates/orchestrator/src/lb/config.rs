@@ -162,10 +162,7 @@ mod tests {
     fn web_services_get_an_upstream_and_a_route_workers_do_not() {
         let (upstreams, routes) = upstreams(&state(), |_, _| false);
         let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["digitalpixo--uat--frontend", "hostomatic--prod--backend"]
-        );
+        assert_eq!(names, ["digitalpixo--uat--frontend", "hostomatic--prod--backend"]);
         assert_eq!(
             routes[1],
             Route {
@@ -173,11 +170,8 @@ mod tests {
                 upstream: "hostomatic--prod--backend".into()
             }
         );
-        let targets: Vec<String> = upstreams[1]
-            .targets
-            .iter()
-            .map(|t| format!("{}:{}", t.address, t.port))
-            .collect();
+        let targets: Vec<String> =
+            upstreams[1].targets.iter().map(|t| format!("{}:{}", t.address, t.port)).collect();
         assert_eq!(targets, ["10.0.0.2:8001", "10.0.0.3:8001"]);
     }
 

@@ -54,15 +54,12 @@ impl HealthBook {
         port: u16,
         result: Result<(), String>,
     ) -> Option<Transition> {
-        let target = self
-            .targets
-            .entry((droplet.to_string(), port))
-            .or_insert(TargetHealth {
-                health: Health::Unknown,
-                failures: 0,
-                successes: 0,
-                last_error: None,
-            });
+        let target = self.targets.entry((droplet.to_string(), port)).or_insert(TargetHealth {
+            health: Health::Unknown,
+            failures: 0,
+            successes: 0,
+            last_error: None,
+        });
         match result {
             Ok(()) => {
                 target.failures = 0;
@@ -95,8 +92,7 @@ impl HealthBook {
     }
 
     pub fn is_down(&self, droplet: &str, port: u16) -> bool {
-        self.get(droplet, port)
-            .is_some_and(|t| t.health == Health::Down)
+        self.get(droplet, port).is_some_and(|t| t.health == Health::Down)
     }
 
     pub fn get(&self, droplet: &str, port: u16) -> Option<&TargetHealth> {
@@ -105,8 +101,7 @@ impl HealthBook {
 
     /// Forgets targets that are no longer in the fleet.
     pub fn retain(&mut self, keep: impl Fn(&str, u16) -> bool) {
-        self.targets
-            .retain(|(droplet, port), _| keep(droplet, *port));
+        self.targets.retain(|(droplet, port), _| keep(droplet, *port));
     }
 }
 
@@ -132,10 +127,7 @@ mod tests {
         let mut book = HealthBook::default();
         assert_eq!(book.record("web2", 8001, fail()), None);
         assert_eq!(book.record("web2", 8001, fail()), None);
-        assert_eq!(
-            book.record("web2", 8001, fail()),
-            Some(Transition::TakenOut)
-        );
+        assert_eq!(book.record("web2", 8001, fail()), Some(Transition::TakenOut));
         assert!(book.is_down("web2", 8001));
         assert_eq!(book.record("web2", 8001, fail()), None, "already out");
         assert_eq!(book.record("web2", 8001, Ok(())), None);

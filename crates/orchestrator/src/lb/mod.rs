@@ -79,9 +79,7 @@ impl LoadBalancer {
     pub async fn apply(&self, state: State, settings: LbSettings) -> LbReport {
         let mut inner = self.inner.lock().await;
         let targets = config::targets(&state);
-        inner
-            .health
-            .retain(|droplet, port| targets.contains_key(&(droplet.to_string(), port)));
+        inner.health.retain(|droplet, port| targets.contains_key(&(droplet.to_string(), port)));
         inner.fleet = Some((state, settings));
         self.reconcile(&mut inner).await;
         self.report(&inner)
@@ -97,65 +95,48 @@ impl LoadBalancer {
             let droplets: Vec<(String, String)> = state
                 .droplets
                 .iter()
-                .map(|(name, d)| {
-                    (
-                        name.clone(),
-                        format!("http://{}:{}/health", d.ip, d.agent_port),
-                    )
-                })
+                .map(|(name, d)| (name.clone(), format!("http://{}:{}/health", d.ip, d.agent_port)))
                 .collect();
             (config::targets(state), droplets)
         };
 
         let mut probes = JoinSet::new();
         for ((droplet, port), address) in targets {
-            let (http, url) = (
-                http.clone(),
-                format!("http://{address}:{port}{HEALTH_PATH}"),
-            );
+            let (http, url) = (http.clone(), format!("http://{address}:{port}{HEALTH_PATH}"));
             probes.spawn(async move {
-                ProbeResult::Target {
-                    outcome: probe(&http, &url).await,
-                    droplet,
-                    port,
-                }
+                ProbeResult::Target { outcome: probe(&http, &url).await, droplet, port }
             });
         }
         for (name, url) in droplets {
             let http = http.clone();
             probes.spawn(async move {
-                ProbeResult::Droplet {
-                    outcome: probe(&http, &url).await,
-                    name,
-                }
+                ProbeResult::Droplet { outcome: probe(&http, &url).await, name }
             });
         }
         let mut inner = self.inner.lock().await;
         let mut changed = false;
         while let Some(Ok(result)) = probes.join_next().await {
             match result {
-                ProbeResult::Target {
-                    droplet,
-                    port,
-                    outcome,
-                } => match inner.health.record(&droplet, port, outcome.clone()) {
-                    Some(Transition::TakenOut) => {
-                        let why = outcome.err().unwrap_or_default();
-                        self.events.record(
-                            EventKind::Failure,
-                            format!("{droplet}:{port} taken out of rotation: {why}"),
-                        );
-                        changed = true;
+                ProbeResult::Target { droplet, port, outcome } => {
+                    match inner.health.record(&droplet, port, outcome.clone()) {
+                        Some(Transition::TakenOut) => {
+                            let why = outcome.err().unwrap_or_default();
+                            self.events.record(
+                                EventKind::Failure,
+                                format!("{droplet}:{port} taken out of rotation: {why}"),
+                            );
+                            changed = true;
+                        }
+                        Some(Transition::PutBack) => {
+                            self.events.record(
+                                EventKind::Recovery,
+                                format!("{droplet}:{port} back in rotation"),
+                            );
+                            changed = true;
+                        }
+                        None => {}
                     }
-                    Some(Transition::PutBack) => {
-                        self.events.record(
-                            EventKind::Recovery,
-                            format!("{droplet}:{port} back in rotation"),
-                        );
-                        changed = true;
-                    }
-                    None => {}
-                },
+                }
                 ProbeResult::Droplet { name, outcome } => {
                     let health = match outcome {
                         Ok(()) => "healthy".to_string(),
@@ -166,15 +147,10 @@ impl LoadBalancer {
             }
         }
         let nginx_gone = inner.installed.is_some()
-            && inner
-                .nginx
-                .as_ref()
-                .is_some_and(|n| n.running_pid().is_none());
+            && inner.nginx.as_ref().is_some_and(|n| n.running_pid().is_none());
         if nginx_gone {
-            self.events.record(
-                EventKind::Failure,
-                "nginx stopped unexpectedly; starting it again".into(),
-            );
+            self.events
+                .record(EventKind::Failure, "nginx stopped unexpectedly; starting it again".into());
         }
         if changed || nginx_gone {
             self.reconcile(&mut inner).await;
@@ -265,26 +241,15 @@ impl LoadBalancer {
 
     /// The fleet state the load balancer works from, for the dashboard.
     pub async fn fleet(&self) -> Option<State> {
-        self.inner
-            .lock()
-            .await
-            .fleet
-            .as_ref()
-            .map(|(state, _)| state.clone())
+        self.inner.lock().await.fleet.as_ref().map(|(state, _)| state.clone())
     }
 
     fn report(&self, inner: &Inner) -> LbReport {
-        let port = inner
-            .fleet
-            .as_ref()
-            .map_or(0, |(_, settings)| settings.port);
+        let port = inner.fleet.as_ref().map_or(0, |(_, settings)| settings.port);
         LbReport {
             url: format!("http://{}:{port}/", self.address),
             nginx_installed: inner.nginx.is_some(),
-            nginx_running: inner
-                .nginx
-                .as_ref()
-                .is_some_and(|n| n.running_pid().is_some()),
+            nginx_running: inner.nginx.as_ref().is_some_and(|n| n.running_pid().is_some()),
             config_applied_at: inner.applied_at.clone(),
             error: inner.error.clone(),
         }
@@ -309,14 +274,8 @@ impl LoadBalancer {
             upstreams,
             routes,
         };
-        let result = self
-            .install(
-                nginx,
-                &settings.template,
-                &context,
-                inner.installed.as_deref(),
-            )
-            .await;
+        let result =
+            self.install(nginx, &settings.template, &context, inner.installed.as_deref()).await;
         match result {
             Ok(Some(rendered)) => {
                 inner.installed = Some(rendered);
@@ -363,8 +322,7 @@ impl LoadBalancer {
             None => {
                 let listen = format!("{}:{}", context.listen_address, context.listen_port);
                 nginx.start(&listen).await?;
-                self.events
-                    .record(EventKind::Change, format!("nginx started on {listen}"));
+                self.events.record(EventKind::Change, format!("nginx started on {listen}"));
             }
         }
         tracing::info!(
@@ -379,40 +337,20 @@ impl LoadBalancer {
 pub fn render(template: &str, context: &LbContext) -> Result<String, String> {
     let mut environment = minijinja::Environment::new();
     environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    environment
-        .render_str(template, minijinja::value::Serde(context))
-        .map_err(|err| {
-            let line = err
-                .line()
-                .map(|l| format!(" (line {l})"))
-                .unwrap_or_default();
-            format!(
-                "templates/nginx.conf.j2{line}: {}",
-                err.detail().unwrap_or(&err.to_string())
-            )
-        })
+    environment.render_str(template, minijinja::value::Serde(context)).map_err(|err| {
+        let line = err.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+        format!("templates/nginx.conf.j2{line}: {}", err.detail().unwrap_or(&err.to_string()))
+    })
 }
 
 enum ProbeResult {
-    Target {
-        droplet: String,
-        port: u16,
-        outcome: Result<(), String>,
-    },
-    Droplet {
-        name: String,
-        outcome: Result<(), String>,
-    },
+    Target { droplet: String, port: u16, outcome: Result<(), String> },
+    Droplet { name: String, outcome: Result<(), String> },
 }
 
 /// One GET with a short timeout; the error says briefly why it failed.
 async fn probe(http: &reqwest::Client, url: &str) -> Result<(), String> {
-    match http
-        .get(url)
-        .timeout(Duration::from_millis(800))
-        .send()
-        .await
-    {
+    match http.get(url).timeout(Duration::from_millis(800)).send().await {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
         Err(err) if err.is_timeout() => Err("timed out".into()),

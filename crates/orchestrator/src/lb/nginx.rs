@@ -74,11 +74,8 @@ impl Nginx {
     /// The pid of this instance's master process, if it runs (possibly left by an earlier
     /// agent of the same droplet, which is then adopted).
     pub fn running_pid(&self) -> Option<i32> {
-        let pid: i32 = std::fs::read_to_string(self.runtime.join("nginx.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
+        let pid: i32 =
+            std::fs::read_to_string(self.runtime.join("nginx.pid")).ok()?.trim().parse().ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let alive = !stat.contains(") Z ");

@@ -4,6 +4,8 @@
 //! carries out droplet-level actions and reports what exists. Droplets carry the fleet's tags,
 //! so what a provider lists is always this fleet's and nothing else.
 
+pub mod digitalocean;
+pub mod firewall;
 pub mod local;
 
 use async_trait::async_trait;
@@ -48,14 +50,23 @@ pub enum ProviderError {
     #[error(
         "the agent of droplet {name} did not start: {reason}\n--- last lines of {log} ---\n{tail}"
     )]
-    AgentDidNotStart {
-        name: String,
-        reason: String,
-        log: String,
-        tail: String,
-    },
+    AgentDidNotStart { name: String, reason: String, log: String, tail: String },
     #[error("no free address is left for droplet {name} in {range}")]
     NoAddress { name: String, range: String },
+    #[error(transparent)]
+    Api(#[from] digitalocean::client::DoError),
+    #[error("droplet {name} {problem}")]
+    Droplet { name: String, problem: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// An SSH key the cloud knows for this fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub fingerprint: String,
 }
 
 impl ProviderError {
@@ -106,4 +117,32 @@ pub trait Provider: Send + Sync {
         snapshot: &Snapshot,
         spec: &DropletSpec,
     ) -> Result<ObservedDroplet, ProviderError>;
+
+    /// Waits until a droplet that is still being made (status `new`) is running.
+    async fn wait_ready(&self, droplet: &ObservedDroplet)
+    -> Result<ObservedDroplet, ProviderError>;
+
+    /// Says whether the cloud can be reached with the configured credentials, and how.
+    async fn check_access(&self) -> Result<String, ProviderError>;
+
+    /// Registers the fleet's SSH public key unless the cloud already has it (found again by
+    /// fingerprint); `None` where the cloud has no SSH access to manage.
+    async fn register_ssh_key(
+        &self,
+        public_key: &str,
+    ) -> Result<Option<SshKeyRecord>, ProviderError>;
+
+    /// The fleet's SSH keys the cloud holds other than `current` (a fingerprint), for cleanup.
+    async fn stale_ssh_keys(
+        &self,
+        current: Option<&str>,
+    ) -> Result<Vec<SshKeyRecord>, ProviderError>;
+
+    async fn delete_ssh_key(&self, key: &SshKeyRecord) -> Result<(), ProviderError>;
+
+    /// Makes the cloud's firewall say what `policy` says; `None` where the cloud has none.
+    async fn apply_firewall(
+        &self,
+        policy: &firewall::FirewallPolicy,
+    ) -> Result<Option<String>, ProviderError>;
 }

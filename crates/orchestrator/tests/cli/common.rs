@@ -16,9 +16,7 @@ pub struct TestFleet {
 impl TestFleet {
     /// An empty directory.
     pub fn empty() -> TestFleet {
-        TestFleet {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        }
+        TestFleet { dir: tempfile::tempdir().expect("a temporary directory") }
     }
 
     /// A directory where `--setup` has written the example and `--init` made the keys.
@@ -101,10 +99,7 @@ impl TestFleet {
         let mut files = BTreeMap::new();
         let mut pending = vec![self.path().to_path_buf()];
         while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir)
-                .expect("lists")
-                .filter_map(Result::ok)
-            {
+            for entry in std::fs::read_dir(&dir).expect("lists").filter_map(Result::ok) {
                 let path = entry.path();
                 if path.is_dir() {
                     pending.push(path);
@@ -139,10 +134,7 @@ impl TestFleet {
             .map(|(name, droplet)| {
                 (
                     name.clone(),
-                    http_get(&format!(
-                        "http://{}:{}/health",
-                        droplet.ip, droplet.agent_port
-                    )),
+                    http_get(&format!("http://{}:{}/health", droplet.ip, droplet.agent_port)),
                 )
             })
             .collect()
@@ -173,9 +165,7 @@ impl Files {
 /// Names the files that differ, rather than dumping their bytes.
 impl std::fmt::Debug for Files {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|(path, bytes)| (path, bytes.len())))
-            .finish()
+        f.debug_list().entries(self.0.iter().map(|(path, bytes)| (path, bytes.len()))).finish()
     }
 }
 
@@ -192,18 +182,11 @@ pub fn assert_unchanged(before: &Files, after: &Files) {
 
 /// A plain HTTP GET with a short timeout; the body, or the error as text.
 pub fn http_get(url: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async {
         let client = orchestrator::http::client();
-        match client
-            .get(url)
-            .timeout(std::time::Duration::from_secs(2))
-            .send()
-            .await
-        {
+        match client.get(url).timeout(std::time::Duration::from_secs(2)).send().await {
             Ok(response) => response.text().await.unwrap_or_default(),
             Err(err) => format!("error: {err}"),
         }
@@ -253,10 +236,7 @@ impl TextServer {
                     .await;
             });
         });
-        TextServer {
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        TextServer { stop: Some(stop), thread: Some(thread) }
     }
 }
 

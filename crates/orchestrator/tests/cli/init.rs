@@ -7,28 +7,16 @@ fn init_makes_an_ed25519_key_pair_with_a_private_mode() {
     let fleet = TestFleet::configured();
     let steps = fleet.json(&["--init"]);
     let key = fleet.path().join("home/.ssh/infrastructure_key");
-    let mode = std::fs::metadata(&key)
-        .expect("the key exists")
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(&key).expect("the key exists").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert!(
         fleet
             .read("home/.ssh/infrastructure_key")
             .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
     );
-    assert!(
-        fleet
-            .read("home/.ssh/infrastructure_key.pub")
-            .starts_with("ssh-ed25519 ")
-    );
-    let results: Vec<&str> = steps
-        .as_array()
-        .expect("steps")
-        .iter()
-        .filter_map(|s| s["step"].as_str())
-        .collect();
+    assert!(fleet.read("home/.ssh/infrastructure_key.pub").starts_with("ssh-ed25519 "));
+    let results: Vec<&str> =
+        steps.as_array().expect("steps").iter().filter_map(|s| s["step"].as_str()).collect();
     assert!(
         results.contains(&"templates") && results.contains(&"email_config.json"),
         "{results:?}"

@@ -24,31 +24,19 @@ fn running_example() -> Running {
     let fleet = TestFleet::example();
     fleet.ok(&["--orchestrate"]);
     let state = fleet.state();
-    let port = state.projects["hostomatic-prod"]["backend"]
-        .port
-        .expect("a port");
+    let port = state.projects["hostomatic-prod"]["backend"].port.expect("a port");
     let servers = ["web1", "web2"]
         .iter()
         .map(|name| {
-            TextServer::start(
-                &state.droplets[*name].ip,
-                port,
-                &format!("backend on {name}"),
-            )
+            TextServer::start(&state.droplets[*name].ip, port, &format!("backend on {name}"))
         })
         .collect();
     let lb = format!("http://{}:8080", state.droplets["master"].ip);
-    Running {
-        fleet,
-        lb,
-        _servers: servers,
-    }
+    Running { fleet, lb, _servers: servers }
 }
 
 fn backend_answers(lb: &str, count: usize) -> Vec<String> {
-    (0..count)
-        .map(|_| http_get(&format!("{lb}/hostomatic/prod/backend/whoami")))
-        .collect()
+    (0..count).map(|_| http_get(&format!("{lb}/hostomatic/prod/backend/whoami"))).collect()
 }
 
 #[test]
@@ -58,10 +46,7 @@ fn routes_reach_each_service_on_its_droplets_and_port() {
     }
     let running = running_example();
     let (fleet, lb) = (&running.fleet, &running.lb);
-    assert_eq!(
-        http_get(&format!("{lb}/health")),
-        r#"{"status":"ok","role":"load-balancer"}"#
-    );
+    assert_eq!(http_get(&format!("{lb}/health")), r#"{"status":"ok","role":"load-balancer"}"#);
 
     eventually(15, "both backends to answer through nginx", || {
         let seen: BTreeSet<String> = backend_answers(lb, 6).into_iter().collect();
@@ -69,14 +54,9 @@ fn routes_reach_each_service_on_its_droplets_and_port() {
     });
 
     let state = fleet.state();
-    let master_port = state.projects["digitalpixo-prod"]["backend"]
-        .port
-        .expect("a port");
-    let _digitalpixo = TextServer::start(
-        &state.droplets["master"].ip,
-        master_port,
-        "digitalpixo on master",
-    );
+    let master_port = state.projects["digitalpixo-prod"]["backend"].port.expect("a port");
+    let _digitalpixo =
+        TextServer::start(&state.droplets["master"].ip, master_port, "digitalpixo on master");
     eventually(15, "digitalpixo's backend on master", || {
         http_get(&format!("{lb}/digitalpixo/prod/backend/")) == "digitalpixo on master"
     });
@@ -100,10 +80,7 @@ fn routes_reach_each_service_on_its_droplets_and_port() {
                 .map(move |(service, _)| format!("/{project}/{environment}/{service}/"))
         })
         .collect();
-    assert_eq!(
-        upstreams, expected,
-        "every web service of the state has an upstream, workers none"
-    );
+    assert_eq!(upstreams, expected, "every web service of the state has an upstream, workers none");
 
     let status = fleet.json(&["--status"]);
     assert_eq!(status["load_balancer"]["url"], format!("{lb}/"));
@@ -118,11 +95,7 @@ fn a_target_taken_out_gets_no_traffic_and_returns_when_healthy() {
     let mut running = running_example();
     let lb = running.lb.clone();
     eventually(15, "both backends in rotation", || {
-        backend_answers(&lb, 6)
-            .iter()
-            .collect::<BTreeSet<_>>()
-            .len()
-            == 2
+        backend_answers(&lb, 6).iter().collect::<BTreeSet<_>>().len() == 2
     });
 
     let web2 = running._servers.remove(1);
@@ -140,15 +113,10 @@ fn a_target_taken_out_gets_no_traffic_and_returns_when_healthy() {
     });
     std::thread::sleep(Duration::from_millis(300));
     let answers = backend_answers(&lb, 40);
-    assert!(
-        answers.iter().all(|a| a == "backend on web1"),
-        "{answers:?}"
-    );
+    assert!(answers.iter().all(|a| a == "backend on web1"), "{answers:?}");
 
     let state = running.fleet.state();
-    let port = state.projects["hostomatic-prod"]["backend"]
-        .port
-        .expect("a port");
+    let port = state.projects["hostomatic-prod"]["backend"].port.expect("a port");
     let _back = TextServer::start(&state.droplets["web2"].ip, port, "backend on web2");
     eventually(15, "web2 back in rotation", || {
         backend_answers(&lb, 6).contains(&"backend on web2".to_string())
@@ -164,10 +132,9 @@ fn a_broken_template_is_refused_and_the_last_good_configuration_keeps_serving() 
     let (fleet, lb) = (&running.fleet, &running.lb);
     let good = std::fs::read_to_string(installed_config(fleet)).expect("installed");
 
-    let template = fleet.read("templates/nginx.conf.j2").replace(
-        "worker_processes 1;",
-        "worker_processes 1;\nno_such_directive on;",
-    );
+    let template = fleet
+        .read("templates/nginx.conf.j2")
+        .replace("worker_processes 1;", "worker_processes 1;\nno_such_directive on;");
     fleet.write("templates/nginx.conf.j2", template);
     let message = fleet.fails(&["--orchestrate"]);
     assert!(
@@ -175,38 +142,23 @@ fn a_broken_template_is_refused_and_the_last_good_configuration_keeps_serving() 
         "{message}"
     );
     assert!(message.contains("no_such_directive"), "{message}");
-    assert_eq!(
-        std::fs::read_to_string(installed_config(fleet)).expect("installed"),
-        good
-    );
-    assert_eq!(
-        http_get(&format!("{lb}/health")),
-        r#"{"status":"ok","role":"load-balancer"}"#
-    );
+    assert_eq!(std::fs::read_to_string(installed_config(fleet)).expect("installed"), good);
+    assert_eq!(http_get(&format!("{lb}/health")), r#"{"status":"ok","role":"load-balancer"}"#);
 
     let status = fleet.json(&["--status"]);
     assert!(
-        status["load_balancer"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("no_such_directive"))
+        status["load_balancer"]["error"].as_str().is_some_and(|e| e.contains("no_such_directive"))
     );
 
     fleet.write("templates/nginx.conf.j2", "{{ undefined_variable }}");
     let message = fleet.fails(&["--orchestrate"]);
     assert!(message.contains("templates/nginx.conf.j2"), "{message}");
-    assert_eq!(
-        std::fs::read_to_string(installed_config(fleet)).expect("installed"),
-        good
-    );
+    assert_eq!(std::fs::read_to_string(installed_config(fleet)).expect("installed"), good);
 }
 
 fn installed_config(fleet: &TestFleet) -> std::path::PathBuf {
     let master = fleet.state().droplets["master"].id.clone();
-    fleet
-        .path()
-        .join(".local-cloud/droplets")
-        .join(master)
-        .join("run/lb/nginx.conf")
+    fleet.path().join(".local-cloud/droplets").join(master).join("run/lb/nginx.conf")
 }
 
 #[test]
@@ -217,19 +169,13 @@ fn requests_in_flight_survive_ten_reloads() {
     let running = running_example();
     let (fleet, lb) = (&running.fleet, running.lb.clone());
     eventually(15, "both backends in rotation", || {
-        backend_answers(&lb, 6)
-            .iter()
-            .collect::<BTreeSet<_>>()
-            .len()
-            == 2
+        backend_answers(&lb, 6).iter().collect::<BTreeSet<_>>().len() == 2
     });
 
     let key = FleetKey::load(&fleet.path().join("config/fleet.key")).expect("the fleet key");
     let state = fleet.state();
-    let master = format!(
-        "http://{}:{}",
-        state.droplets["master"].ip, state.droplets["master"].agent_port
-    );
+    let master =
+        format!("http://{}:{}", state.droplets["master"].ip, state.droplets["master"].agent_port);
     let template = fleet.read("templates/nginx.conf.j2");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -241,10 +187,8 @@ fn requests_in_flight_survive_ten_reloads() {
         let load = tokio::spawn(async move {
             // A fresh connection per request: a reused idle connection that nginx closes as an
             // old worker retires is a client-side race no reload can prevent.
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("a client");
+            let http =
+                reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("a client");
             let mut workers = Vec::new();
             for _ in 0..8 {
                 let (http, url) = (http.clone(), format!("{lb}/hostomatic/prod/backend/load"));
@@ -281,9 +225,7 @@ fn requests_in_flight_survive_ten_reloads() {
                 .post(&master, "/v1/fleet", &update, Duration::from_secs(10))
                 .await
                 .expect("the update is taken");
-            let lb = answer
-                .load_balancer
-                .expect("master answers for the load balancer");
+            let lb = answer.load_balancer.expect("master answers for the load balancer");
             assert_eq!(lb.error, None);
             reloads += 1;
         }
@@ -301,21 +243,14 @@ fn unsigned_forged_and_replayed_control_requests_are_refused_and_counted() {
     let fleet = TestFleet::example();
     fleet.ok(&["--orchestrate"]);
     let state = fleet.state();
-    let web1 = format!(
-        "http://{}:{}",
-        state.droplets["web1"].ip, state.droplets["web1"].agent_port
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let web1 =
+        format!("http://{}:{}", state.droplets["web1"].ip, state.droplets["web1"].agent_port);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async {
         let update = FleetUpdate {
             state: state.clone(),
-            load_balancer: LbSettings {
-                port: 8080,
-                template: String::new(),
-            },
+            load_balancer: LbSettings { port: 8080, template: String::new() },
         };
         let unsigned = reqwest::Client::new()
             .post(format!("{web1}/v1/fleet"))
@@ -343,9 +278,7 @@ fn the_dashboard_shows_the_fleet_in_a_headless_browser() {
     let running = running_example();
     let lb = &running.lb;
     eventually(15, "a backend in rotation", || {
-        backend_answers(lb, 2)
-            .iter()
-            .any(|a| a.starts_with("backend on"))
+        backend_answers(lb, 2).iter().any(|a| a.starts_with("backend on"))
     });
     let page = http_get(&format!("{lb}/"));
     let backend_port = running.fleet.state().projects["hostomatic-prod"]["backend"]
@@ -366,9 +299,8 @@ fn the_dashboard_shows_the_fleet_in_a_headless_browser() {
     assert!(page.contains("http-equiv=\"refresh\""));
     assert!(!page.contains("<script"), "readable without JavaScript");
 
-    let Some(browser) = ["chromium-headless-shell", "chromium", "chromium-browser"]
-        .into_iter()
-        .find(|b| which(b))
+    let Some(browser) =
+        ["chromium-headless-shell", "chromium", "chromium-browser"].into_iter().find(|b| which(b))
     else {
         have("a headless Chromium", false);
         return;
@@ -378,26 +310,14 @@ fn the_dashboard_shows_the_fleet_in_a_headless_browser() {
     let screenshot = artifacts.join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);
     let output = std::process::Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--window-size=1280,1000",
-        ])
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000"])
         .arg(format!("--screenshot={}", screenshot.display()))
         .arg(format!("{lb}/"))
         .output()
         .expect("the browser runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let png = std::fs::read(&screenshot).expect("a screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "a real picture of the page"
-    );
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real picture of the page");
     eprintln!("dashboard screenshot: {}", screenshot.display());
 }
 
@@ -412,10 +332,7 @@ fn without_nginx_the_local_cloud_says_how_to_install_it() {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("runs");
-    assert!(
-        output.status.success(),
-        "the droplets are fine without a load balancer"
-    );
+    assert!(output.status.success(), "the droplets are fine without a load balancer");
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
         said.contains("nginx is not installed") && said.contains("apt-get install nginx"),

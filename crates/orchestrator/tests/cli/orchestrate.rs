@@ -20,16 +20,9 @@ fn the_example_brings_up_master_web1_web2_each_answering_on_its_own_address() {
     }
     let backend = &state.projects["hostomatic-prod"]["backend"];
     assert_eq!(backend.assigned_droplets, ["web1", "web2"]);
-    assert_eq!(
-        state.projects["digitalpixo-prod"]["backend"].assigned_droplets,
-        ["master"]
-    );
+    assert_eq!(state.projects["digitalpixo-prod"]["backend"].assigned_droplets, ["master"]);
     assert_eq!(state.droplets["master"].monitors, ["web1", "web2"]);
-    assert_eq!(
-        fleet.agent_pids().len(),
-        3,
-        "the agents outlive the command"
-    );
+    assert_eq!(fleet.agent_pids().len(), 3, "the agents outlive the command");
 }
 
 #[test]
@@ -65,33 +58,17 @@ fn scaling_to_five_gives_five_droplets_and_updates_only_that_csv_row() {
     let fleet = TestFleet::example();
     fleet.ok(&["--orchestrate"]);
     fleet.ok(&["--scale", "hostomatic", "5"]);
-    assert_eq!(
-        fleet.state().droplet_names(),
-        ["master", "web1", "web2", "web3", "web4"]
-    );
-    assert_eq!(
-        fleet
-            .health()
-            .values()
-            .filter(|h| h.contains("\"ok\""))
-            .count(),
-        5
-    );
+    assert_eq!(fleet.state().droplet_names(), ["master", "web1", "web2", "web3", "web4"]);
+    assert_eq!(fleet.health().values().filter(|h| h.contains("\"ok\"")).count(), 5);
     assert_eq!(
         fleet.read("config/projects.csv"),
-        csv(&[
-            "hostomatic,5,s-2vcpu-4gb,s-2vcpu-4gb",
-            "digitalpixo,1,s-1vcpu-1gb,s-1vcpu-1gb"
-        ])
+        csv(&["hostomatic,5,s-2vcpu-4gb,s-2vcpu-4gb", "digitalpixo,1,s-1vcpu-1gb,s-1vcpu-1gb"])
     );
     assert_eq!(
         fleet.state().projects["hostomatic-prod"]["backend"].assigned_droplets,
         ["web1", "web2", "web3", "web4"]
     );
-    assert_eq!(
-        fleet.json(&["--orchestrate"])["plan"],
-        serde_json::json!([])
-    );
+    assert_eq!(fleet.json(&["--orchestrate"])["plan"], serde_json::json!([]));
 }
 
 #[test]
@@ -100,10 +77,7 @@ fn scaling_down_without_confirmation_changes_nothing() {
     fleet.ok(&["--orchestrate"]);
     let before = fleet.files();
     let message = fleet.fails(&["--scale", "hostomatic", "2"]);
-    assert!(
-        message.contains("the plan destroys 1 droplet; re-run with --yes"),
-        "{message}"
-    );
+    assert!(message.contains("the plan destroys 1 droplet; re-run with --yes"), "{message}");
     crate::common::assert_unchanged(&before, &fleet.files());
     assert_eq!(fleet.agent_pids().len(), 3);
 }
@@ -119,10 +93,7 @@ fn scaling_an_unknown_project_names_the_ones_there_are() {
         "{message}"
     );
     let message = fleet.fails(&["--scale", "hostomatic", "0"]);
-    assert!(
-        message.contains("must be a whole number from 1 to 100"),
-        "{message}"
-    );
+    assert!(message.contains("must be a whole number from 1 to 100"), "{message}");
 }
 
 #[test]
@@ -162,15 +133,8 @@ fn dry_run_shows_the_plan_and_changes_nothing() {
     assert_eq!(creates, ["master", "web1", "web2"]);
     assert!(fleet.agent_pids().is_empty());
     let after = fleet.files();
-    let new: Vec<_> = after
-        .0
-        .keys()
-        .filter(|path| !before.contains(path))
-        .collect();
-    assert!(
-        new.iter().all(|p| !p.to_string_lossy().contains("config/")),
-        "{new:?}"
-    );
+    let new: Vec<_> = after.0.keys().filter(|path| !before.contains(path)).collect();
+    assert!(new.iter().all(|p| !p.to_string_lossy().contains("config/")), "{new:?}");
 }
 
 #[test]
@@ -206,11 +170,7 @@ fn a_killed_droplet_shows_as_not_running_and_is_started_again() {
     assert_eq!(outcome["plan"][0]["action"], "start");
     assert_eq!(outcome["plan"][0]["target"], "web1");
     assert_eq!(health(&fleet.json(&["--status"]), "web1"), "healthy");
-    assert_eq!(
-        fleet.state().droplets["web1"].ip,
-        web1.ip,
-        "a restarted droplet keeps its address"
-    );
+    assert_eq!(fleet.state().droplets["web1"].ip, web1.ip, "a restarted droplet keeps its address");
 }
 
 #[test]
@@ -222,11 +182,7 @@ fn hand_edits_to_the_state_are_overwritten() {
     assert_ne!(edited, honest);
     fleet.write("config/infrastructure.json", &edited);
     fleet.ok(&["--orchestrate"]);
-    assert!(
-        !fleet
-            .read("config/infrastructure.json")
-            .contains("s-8vcpu-16gb")
-    );
+    assert!(!fleet.read("config/infrastructure.json").contains("s-8vcpu-16gb"));
     assert_eq!(
         fleet.read("config/infrastructure.json.bak"),
         edited,
@@ -239,10 +195,7 @@ fn a_second_orchestrator_waits_then_names_the_holder() {
     let fleet = TestFleet::example();
     let store = fleet::StateStore::new(fleet.path().join("config/infrastructure.json"));
     let _held = store
-        .lock(
-            "orchestrator --orchestrate, pid 4242",
-            std::time::Duration::ZERO,
-        )
+        .lock("orchestrator --orchestrate, pid 4242", std::time::Duration::ZERO)
         .expect("locks");
     let message = fleet.fails(&["--orchestrate", "--lock-wait", "1"]);
     assert!(
@@ -263,10 +216,7 @@ fn force_replaces_every_droplet_after_confirmation() {
     fleet.ok(&["--orchestrate", "--force", "--yes"]);
     let after = fleet.state();
     for name in ["master", "web1", "web2"] {
-        assert_ne!(
-            before.droplets[name].id, after.droplets[name].id,
-            "{name} was replaced"
-        );
+        assert_ne!(before.droplets[name].id, after.droplets[name].id, "{name} was replaced");
     }
     assert_eq!(fleet.agent_pids().len(), 3);
 }
@@ -278,10 +228,7 @@ fn a_bigger_spec_resizes_the_droplet_in_place() {
     let before = fleet.state();
     fleet.write(
         "config/projects.csv",
-        csv(&[
-            "hostomatic,3,s-4vcpu-8gb,s-2vcpu-4gb",
-            "digitalpixo,1,s-1vcpu-1gb,s-1vcpu-1gb",
-        ]),
+        csv(&["hostomatic,3,s-4vcpu-8gb,s-2vcpu-4gb", "digitalpixo,1,s-1vcpu-1gb,s-1vcpu-1gb"]),
     );
     let message = fleet.fails(&["--orchestrate"]);
     assert!(message.contains("resizes 1 droplet"), "{message}");

@@ -4,12 +4,8 @@ use crate::common::TestFleet;
 fn setup_writes_every_file_and_never_overwrites() {
     let fleet = TestFleet::empty();
     let written = fleet.json(&["--setup"]);
-    let paths: Vec<&str> = written
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|w| w["path"].as_str())
-        .collect();
+    let paths: Vec<&str> =
+        written.as_array().expect("a list").iter().filter_map(|w| w["path"].as_str()).collect();
     assert_eq!(
         paths,
         [
@@ -22,24 +18,14 @@ fn setup_writes_every_file_and_never_overwrites() {
             ".env.example"
         ]
     );
-    assert!(
-        fleet
-            .read("config/deployment_config.json")
-            .contains("\"provider\": \"local\"")
-    );
+    assert!(fleet.read("config/deployment_config.json").contains("\"provider\": \"local\""));
 
     fleet.write(
         "config/projects.csv",
         "Project,Servers,MasterSpec,WebSpec\nmine,1,s-1vcpu-1gb,s-1vcpu-1gb\n",
     );
     let again = fleet.json(&["--setup"]);
-    assert!(
-        again
-            .as_array()
-            .expect("a list")
-            .iter()
-            .all(|w| w["result"] == "kept")
-    );
+    assert!(again.as_array().expect("a list").iter().all(|w| w["result"] == "kept"));
     assert!(fleet.read("config/projects.csv").contains("mine,1"));
 }
 
@@ -47,17 +33,7 @@ fn setup_writes_every_file_and_never_overwrites() {
 fn setup_follows_the_config_dir() {
     let fleet = TestFleet::empty();
     fleet.ok(&["--setup", "--config-dir", "fleets/shop/config"]);
-    assert!(
-        fleet
-            .path()
-            .join("fleets/shop/config/projects.csv")
-            .exists()
-    );
-    assert!(
-        fleet
-            .path()
-            .join("fleets/shop/templates/nginx.conf.j2")
-            .exists()
-    );
+    assert!(fleet.path().join("fleets/shop/config/projects.csv").exists());
+    assert!(fleet.path().join("fleets/shop/templates/nginx.conf.j2").exists());
     assert!(fleet.path().join("fleets/shop/.env.example").exists());
 }

@@ -8,14 +8,8 @@ fn status_lists_droplets_services_and_no_issues() {
     let droplets = status["droplets"].as_array().expect("droplets");
     let names: Vec<&str> = droplets.iter().filter_map(|d| d["name"].as_str()).collect();
     assert_eq!(names, ["master", "web1", "web2"]);
-    assert!(
-        droplets.iter().all(|d| d["health"] == "healthy"),
-        "{droplets:?}"
-    );
-    assert_eq!(
-        droplets[1]["monitored_by"],
-        serde_json::json!(["master", "web2"])
-    );
+    assert!(droplets.iter().all(|d| d["health"] == "healthy"), "{droplets:?}");
+    assert_eq!(droplets[1]["monitored_by"], serde_json::json!(["master", "web2"]));
     assert_eq!(
         status["projects"]["hostomatic-prod"]["backend"]["assigned_droplets"],
         serde_json::json!(["web1", "web2"])
@@ -56,11 +50,8 @@ fn status_reports_a_droplet_missing_at_the_provider() {
     let web2 = fleet.state().droplets["web2"].clone();
     let dir = fleet.path().join(".local-cloud/droplets").join(&web2.id);
     if let Some(pid) = orchestrator::provider::local::manifest::running_agent(&dir) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .expect("kills");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+            .expect("kills");
     }
     std::fs::remove_dir_all(&dir).expect("removes");
     let status = fleet.json(&["--status"]);
@@ -69,4 +60,21 @@ fn status_reports_a_droplet_missing_at_the_provider() {
         issues.contains("droplet web2") && issues.contains("missing at the provider"),
         "{issues}"
     );
+}
+
+#[test]
+fn status_names_a_killed_droplet_as_an_issue() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let web1 = fleet.state().droplets["web1"].clone();
+    let dir = fleet.path().join(".local-cloud/droplets").join(&web1.id);
+    let pid = orchestrator::provider::local::manifest::running_agent(&dir).expect("running");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("kills");
+    crate::common::eventually(5, "the agent to die", || {
+        orchestrator::provider::local::manifest::running_agent(&dir).is_none()
+    });
+    let status = fleet.json(&["--status"]);
+    assert!(status["issues"].to_string().contains("droplet web1 is not running"), "{status}");
+    assert_eq!(status["healthy_droplets"], 2);
 }

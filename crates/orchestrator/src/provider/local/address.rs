@@ -46,9 +46,6 @@ mod tests {
         let port = listener.local_addr().expect("addr").port();
         let chosen = free_address(subnet, &[], port).expect("an address");
         assert_ne!(chosen, first);
-        assert_eq!(
-            free_address(subnet, &[chosen], 0).map(|a| a == chosen),
-            Some(false)
-        );
+        assert_eq!(free_address(subnet, &[chosen], 0).map(|a| a == chosen), Some(false));
     }
 }

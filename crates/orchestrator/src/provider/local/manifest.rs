@@ -54,11 +54,7 @@ impl DropletManifest {
 /// The pid file alone is not trusted: the process must exist, must not be a zombie, and its
 /// command line must name this droplet's directory, so a recycled pid is not taken for it.
 pub fn running_agent(dir: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(dir.join(PID_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: i32 = std::fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
     is_agent_of(pid, dir).then_some(pid)
 }
 
@@ -69,9 +65,7 @@ pub fn is_agent_of(pid: i32, dir: &Path) -> bool {
         return false;
     };
     // The state follows the parenthesised command name: "1234 (orchestrator) S …".
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
     if matches!(state, Some("Z" | "X") | None) {
         return false;
     }

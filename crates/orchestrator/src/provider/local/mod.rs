@@ -18,11 +18,9 @@ use fleet::{DropletStatus, ObservedDroplet};
 use tokio::sync::Mutex;
 
 use self::manifest::{DATA_DIR, DropletManifest, KEY_FILE};
-use super::{DropletSpec, Provider, ProviderError, Snapshot};
+use super::firewall::FirewallPolicy;
+use super::{DropletSpec, Provider, ProviderError, Snapshot, SshKeyRecord};
 use crate::control::FleetKey;
-
-/// The region every local droplet is in, whatever the configuration asks.
-pub const REGION: &str = "local";
 
 /// A local cloud rooted at a directory.
 pub struct LocalCloud {
@@ -114,22 +112,15 @@ impl LocalCloud {
             region: manifest.region.clone(),
             ip: Some(manifest.address.to_string()),
             agent_port: manifest.agent_port,
-            status: if running {
-                DropletStatus::Active
-            } else {
-                DropletStatus::Off
-            },
+            status: if running { DropletStatus::Active } else { DropletStatus::Off },
         }
     }
 
     fn find(&self, droplet: &ObservedDroplet) -> Result<(PathBuf, DropletManifest), ProviderError> {
         let dir = self.droplet_dir(&droplet.id);
-        DropletManifest::read(&dir)
-            .map(|manifest| (dir, manifest))
-            .map_err(|_| ProviderError::NoSuchDroplet {
-                name: droplet.name.clone(),
-                id: droplet.id.clone(),
-            })
+        DropletManifest::read(&dir).map(|manifest| (dir, manifest)).map_err(|_| {
+            ProviderError::NoSuchDroplet { name: droplet.name.clone(), id: droplet.id.clone() }
+        })
     }
 
     /// Makes a droplet directory with a fresh id and address; returns it unstarted.
@@ -138,24 +129,17 @@ impl LocalCloud {
         spec: &DropletSpec,
     ) -> Result<(PathBuf, DropletManifest), ProviderError> {
         let _guard = self.allocation.lock().await;
-        let taken: Vec<Ipv4Addr> = self
-            .manifests()?
-            .into_iter()
-            .map(|(_, m)| m.address)
-            .collect();
+        let taken: Vec<Ipv4Addr> = self.manifests()?.into_iter().map(|(_, m)| m.address).collect();
         let address =
             address::free_address(self.subnet, &taken, spec.agent_port).ok_or_else(|| {
-                ProviderError::NoAddress {
-                    name: spec.name.clone(),
-                    range: self.address_range(),
-                }
+                ProviderError::NoAddress { name: spec.name.clone(), range: self.address_range() }
             })?;
         let manifest = DropletManifest {
             id: new_id(),
             name: spec.name.clone(),
             role: spec.role,
             size: spec.size.clone(),
-            region: REGION.to_string(),
+            region: spec.region.clone(),
             address,
             agent_port: spec.agent_port,
             created_at: crate::clock::now_rfc3339(),
@@ -164,15 +148,12 @@ impl LocalCloud {
         let dir = self.droplet_dir(&manifest.id);
         std::fs::create_dir_all(dir.join(DATA_DIR))
             .map_err(ProviderError::io(format!("create {}", dir.display())))?;
-        manifest
-            .write(&dir)
-            .map_err(ProviderError::io(format!("write {}", dir.display())))?;
+        manifest.write(&dir).map_err(ProviderError::io(format!("write {}", dir.display())))?;
         if let Some(key) = &self.fleet_key {
-            key.create(&dir.join(KEY_FILE))
-                .map_err(|err| ProviderError::Io {
-                    action: format!("give droplet {} the fleet key", spec.name),
-                    source: std::io::Error::other(err.to_string()),
-                })?;
+            key.create(&dir.join(KEY_FILE)).map_err(|err| ProviderError::Io {
+                action: format!("give droplet {} the fleet key", spec.name),
+                source: std::io::Error::other(err.to_string()),
+            })?;
         }
         Ok((dir, manifest))
     }
@@ -209,11 +190,7 @@ impl Provider for LocalCloud {
     }
 
     async fn list(&self) -> Result<Vec<ObservedDroplet>, ProviderError> {
-        Ok(self
-            .manifests()?
-            .iter()
-            .map(|(dir, manifest)| Self::observe(dir, manifest))
-            .collect())
+        Ok(self.manifests()?.iter().map(|(dir, manifest)| Self::observe(dir, manifest)).collect())
     }
 
     async fn create(&self, spec: &DropletSpec) -> Result<ObservedDroplet, ProviderError> {
@@ -235,9 +212,7 @@ impl Provider for LocalCloud {
         let was_running = manifest::running_agent(&dir).is_some();
         process::stop(&dir).await;
         manifest.size = size.to_string();
-        manifest
-            .write(&dir)
-            .map_err(ProviderError::io(format!("write {}", dir.display())))?;
+        manifest.write(&dir).map_err(ProviderError::io(format!("write {}", dir.display())))?;
         if was_running {
             self.start(&dir, &manifest).await?;
         }
@@ -266,19 +241,13 @@ impl Provider for LocalCloud {
         let size_bytes = tokio::task::spawn_blocking(move || archive::pack(&dir, &pack_target))
             .await
             .expect("the archiver does not panic")
-            .map_err(ProviderError::io(format!(
-                "archive droplet {}",
-                manifest.name
-            )))?;
+            .map_err(ProviderError::io(format!("archive droplet {}", manifest.name)))?;
         let created_at = crate::clock::now_rfc3339();
         let snapshot = Snapshot {
             name: format!(
                 "{}-{}",
                 manifest.name,
-                created_at
-                    .replace([':', '-'], "")
-                    .replace('T', "-")
-                    .trim_end_matches('Z')
+                created_at.replace([':', '-'], "").replace('T', "-").trim_end_matches('Z')
             ),
             id,
             droplet_id: manifest.id,
@@ -310,9 +279,7 @@ impl Provider for LocalCloud {
     async fn delete_snapshot(&self, snapshot: &Snapshot) -> Result<(), ProviderError> {
         let record = self.snapshot_record(&snapshot.id);
         if !record.exists() {
-            return Err(ProviderError::NoSuchSnapshot {
-                id: snapshot.id.clone(),
-            });
+            return Err(ProviderError::NoSuchSnapshot { id: snapshot.id.clone() });
         }
         std::fs::remove_file(self.snapshot_archive(&snapshot.id))
             .map_err(ProviderError::io("delete the snapshot"))?;
@@ -327,24 +294,61 @@ impl Provider for LocalCloud {
     ) -> Result<ObservedDroplet, ProviderError> {
         let archive = self.snapshot_archive(&snapshot.id);
         if !archive.exists() {
-            return Err(ProviderError::NoSuchSnapshot {
-                id: snapshot.id.clone(),
-            });
+            return Err(ProviderError::NoSuchSnapshot { id: snapshot.id.clone() });
         }
         let (dir, fresh) = self.allocate(spec).await?;
         let unpack_dir = dir.clone();
         tokio::task::spawn_blocking(move || archive::unpack(&archive, &unpack_dir))
             .await
             .expect("the archiver does not panic")
-            .map_err(ProviderError::io(format!(
-                "restore snapshot {}",
-                snapshot.id
-            )))?;
+            .map_err(ProviderError::io(format!("restore snapshot {}", snapshot.id)))?;
         // The archive brought the old description; the new droplet keeps its own id and address.
-        fresh
-            .write(&dir)
-            .map_err(ProviderError::io(format!("write {}", dir.display())))?;
+        fresh.write(&dir).map_err(ProviderError::io(format!("write {}", dir.display())))?;
         self.start(&dir, &fresh).await
+    }
+
+    async fn wait_ready(
+        &self,
+        droplet: &ObservedDroplet,
+    ) -> Result<ObservedDroplet, ProviderError> {
+        // Local droplets are running by the time `create` returns; there is nothing to wait for.
+        Ok(droplet.clone())
+    }
+
+    async fn check_access(&self) -> Result<String, ProviderError> {
+        let count = self.manifests()?.len();
+        Ok(format!(
+            "local cloud in {} ({}), {count} droplet(s)",
+            self.root.display(),
+            self.address_range()
+        ))
+    }
+
+    async fn register_ssh_key(
+        &self,
+        _public_key: &str,
+    ) -> Result<Option<SshKeyRecord>, ProviderError> {
+        // Local droplets are processes on this machine; nobody logs into them over SSH.
+        Ok(None)
+    }
+
+    async fn stale_ssh_keys(
+        &self,
+        _current: Option<&str>,
+    ) -> Result<Vec<SshKeyRecord>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    async fn delete_ssh_key(&self, key: &SshKeyRecord) -> Result<(), ProviderError> {
+        Err(ProviderError::Setup(format!("the local cloud holds no SSH key {}", key.name)))
+    }
+
+    async fn apply_firewall(
+        &self,
+        _policy: &FirewallPolicy,
+    ) -> Result<Option<String>, ProviderError> {
+        // Loopback addresses are reachable from this machine only; there is no firewall to set.
+        Ok(None)
     }
 }
 
@@ -353,11 +357,5 @@ fn new_id() -> String {
     let millis = jiff::Timestamp::now().as_millisecond();
     let mut random = [0u8; 3];
     getrandom::fill(&mut random).expect("the system has a random source");
-    format!(
-        "{millis}{}",
-        random
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("{millis}{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }

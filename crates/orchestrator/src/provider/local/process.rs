@@ -33,9 +33,7 @@ pub async fn start(
         .append(true)
         .open(&log_path)
         .map_err(ProviderError::io(format!("open {}", log_path.display())))?;
-    let log_err = log
-        .try_clone()
-        .map_err(ProviderError::io("duplicate the log handle"))?;
+    let log_err = log.try_clone().map_err(ProviderError::io("duplicate the log handle"))?;
     let _ = std::fs::remove_file(dir.join(PID_FILE));
 
     let mut child = tokio::process::Command::new(binary)
@@ -60,11 +58,7 @@ pub async fn start(
                 format!("it exited with {status}"),
             ));
         }
-        let answered = http
-            .get(&url)
-            .timeout(Duration::from_millis(500))
-            .send()
-            .await;
+        let answered = http.get(&url).timeout(Duration::from_millis(500)).send().await;
         if answered.is_ok_and(|response| response.status().is_success())
             && let Some(pid) = manifest::running_agent(dir)
         {
