@@ -10,7 +10,7 @@ use clap::{ArgAction, ArgGroup, Parser, Subcommand};
 #[command(name = "orchestrator", version, max_term_width = 100)]
 #[command(group(
     ArgGroup::new("command")
-        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip"])
+        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup"])
         .required(true)
 ))]
 #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
@@ -41,7 +41,12 @@ pub struct Cli {
     #[arg(long, num_args = 2, value_names = ["PROJECT", "N"])]
     pub scale: Option<Vec<String>>,
 
-    /// Record the administrator's address (an IP or CIDR block) for the firewall.
+    /// Remove snapshots beyond the retention setting, droplets of this fleet the CSV does not
+    /// ask for, and this fleet's old SSH keys; with --dry-run, only list them with the reason.
+    #[arg(long)]
+    pub cleanup: bool,
+
+    /// Record the administrator's address (an IP or CIDR block) and rewrite the firewall.
     #[arg(long, value_name = "IP")]
     pub update_ip: Option<String>,
 

@@ -164,3 +164,26 @@ fn check_templates(dir: &Path) -> anyhow::Result<String> {
     }
     Ok(format!("{count} template(s) parse"))
 }
+
+/// Refuses CSV sizes the cloud does not offer in the configured region, naming line and field.
+pub async fn check_sizes(
+    config: &Config,
+    provider: &dyn crate::provider::Provider,
+) -> anyhow::Result<()> {
+    let region = &config.deploy.region;
+    let Some(offered) = provider.size_slugs(region).await? else {
+        return Ok(());
+    };
+    for row in &config.rows {
+        for (field, slug) in [("MasterSpec", &row.master_spec), ("WebSpec", &row.web_spec)] {
+            if !offered.contains(slug) {
+                bail!(
+                    "config/projects.csv, line {}, field {field}: {slug:?} is not offered by {} in region {region}",
+                    row.line,
+                    provider.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -58,6 +58,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
 
     let provider = context.provider(&config.deploy, &config.env, None)?;
     step("provider", provider.check_access().await?);
+    super::config::check_sizes(&config, provider.as_ref()).await?;
     if let Some(key) = provider.register_ssh_key(&public_key).await? {
         step("ssh key at the cloud", format!("{} ({})", key.name, key.fingerprint));
     }

@@ -1,6 +1,7 @@
 //! The commands of the command line, one file each, and what they share.
 
 mod apply;
+mod cleanup;
 mod config;
 mod init;
 mod orchestrate;
@@ -39,14 +40,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         yes: cli.yes,
         lock_wait: Duration::from_secs(cli.lock_wait),
     };
-    if cli.dry_run && !(cli.orchestrate || cli.scale.is_some() || cli.update_ip.is_some()) {
-        bail!("--dry-run goes with --orchestrate, --scale or --update-ip");
+    if cli.dry_run
+        && !(cli.orchestrate || cli.cleanup || cli.scale.is_some() || cli.update_ip.is_some())
+    {
+        bail!("--dry-run goes with --orchestrate, --scale, --cleanup or --update-ip");
     }
     if cli.force && !cli.orchestrate {
         bail!("--force goes with --orchestrate");
     }
-    if cli.yes && !(cli.orchestrate || cli.scale.is_some()) {
-        bail!("--yes goes with --orchestrate or --scale");
+    if cli.yes && !(cli.orchestrate || cli.cleanup || cli.scale.is_some()) {
+        bail!("--yes goes with --orchestrate, --scale or --cleanup");
     }
     if cli.setup {
         setup::run(&context)
@@ -54,6 +57,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         init::run(&context).await
     } else if cli.orchestrate {
         orchestrate::run(&context, cli.force).await
+    } else if cli.cleanup {
+        cleanup::run(&context).await
     } else if cli.status {
         status::run(&context).await
     } else if let Some(arguments) = cli.scale {

@@ -41,6 +41,7 @@ pub async fn converge(
     let store = context.store();
     let previous = store.load()?;
     let provider = context.provider(&config.deploy, &config.env, key.clone())?;
+    super::config::check_sizes(config, provider.as_ref()).await?;
     let observed = provider.list().await?;
 
     let desired = DesiredFleet::from_config(&config.rows, &config.deploy);

@@ -118,6 +118,9 @@ pub trait Provider: Send + Sync {
         spec: &DropletSpec,
     ) -> Result<ObservedDroplet, ProviderError>;
 
+    /// The size slugs the cloud offers in `region`; `None` where sizes are only labels.
+    async fn size_slugs(&self, region: &str) -> Result<Option<Vec<String>>, ProviderError>;
+
     /// Waits until a droplet that is still being made (status `new`) is running.
     async fn wait_ready(&self, droplet: &ObservedDroplet)
     -> Result<ObservedDroplet, ProviderError>;

@@ -7,6 +7,7 @@
 mod common;
 
 mod bad_input;
+mod cleanup;
 mod init;
 mod load_balancer;
 mod local_cloud;

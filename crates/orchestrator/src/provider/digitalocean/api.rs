@@ -88,6 +88,16 @@ pub struct Snapshot {
     pub size_gigabytes: f64,
 }
 
+/// A droplet size and where it is offered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Size {
+    pub slug: String,
+    #[serde(default)]
+    pub available: bool,
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
 /// An SSH key registered with the account.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SshKey {

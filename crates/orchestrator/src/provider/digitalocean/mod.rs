@@ -366,6 +366,16 @@ impl Provider for DigitalOcean {
         self.create_once(spec, image).await
     }
 
+    async fn size_slugs(&self, region: &str) -> Result<Option<Vec<String>>, ProviderError> {
+        let sizes: Vec<api::Size> = self.client.list("/v2/sizes", "sizes").await?;
+        let offered = sizes
+            .into_iter()
+            .filter(|s| s.available && s.regions.iter().any(|r| r == region))
+            .map(|s| s.slug)
+            .collect();
+        Ok(Some(offered))
+    }
+
     async fn wait_ready(
         &self,
         droplet: &ObservedDroplet,

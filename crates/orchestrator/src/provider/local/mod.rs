@@ -307,6 +307,11 @@ impl Provider for LocalCloud {
         self.start(&dir, &fresh).await
     }
 
+    async fn size_slugs(&self, _region: &str) -> Result<Option<Vec<String>>, ProviderError> {
+        // Every local droplet is the same kind of process; sizes are recorded, not enforced.
+        Ok(None)
+    }
+
     async fn wait_ready(
         &self,
         droplet: &ObservedDroplet,

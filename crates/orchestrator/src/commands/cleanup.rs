@@ -1,0 +1,150 @@
+//! `--cleanup [--dry-run]`: remove what the fleet no longer needs: snapshots beyond the
+//! retention setting (the newest `snapshot_retention` of each droplet are kept), droplets
+//! tagged as this fleet that the CSV does not ask for, and SSH keys of this fleet other than
+//! the current one. Each is listed with the reason first; nothing is removed without
+//! confirmation (or `--yes`).
+
+use std::collections::BTreeMap;
+
+use fleet::plan::Action;
+use fleet::{DesiredFleet, ObservedDroplet};
+use serde::Serialize;
+
+use super::{Context, confirm, expand_home};
+use crate::output;
+use crate::provider::digitalocean::md5_fingerprint;
+use crate::provider::{Provider, Snapshot, SshKeyRecord};
+
+/// One thing to remove.
+#[derive(Debug, Clone, Serialize)]
+struct Item {
+    kind: &'static str,
+    name: String,
+    reason: String,
+    #[serde(skip)]
+    target: Target,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Snapshot(Snapshot),
+    Droplet(ObservedDroplet),
+    SshKey(SshKeyRecord),
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    dry_run: bool,
+    items: Vec<Item>,
+    removed: Vec<String>,
+    failed: Vec<String>,
+}
+
+pub async fn run(context: &Context) -> anyhow::Result<()> {
+    let config = context.load_config()?;
+    let _lock = if context.dry_run { None } else { Some(context.lock("--cleanup")?) };
+    let provider = context.provider(&config.deploy, &config.env, None)?;
+
+    let mut items = stale_snapshots(provider.as_ref(), config.deploy.snapshot_retention).await?;
+    let observed = provider.list().await?;
+    let desired = DesiredFleet::from_config(&config.rows, &config.deploy);
+    let plan = fleet::plan(&desired, &observed, &context.store().load()?, false)?;
+    for action in &plan.actions {
+        if let Action::DestroyDroplet { id, .. } = action
+            && let Some(droplet) = observed.iter().find(|d| d.id == *id)
+        {
+            items.push(Item {
+                kind: "droplet",
+                name: format!("{} ({id})", droplet.name),
+                reason: format!("tagged as this fleet but {}", action.detail()),
+                target: Target::Droplet(droplet.clone()),
+            });
+        }
+    }
+    let public_key =
+        std::fs::read_to_string(expand_home(&config.deploy.ssh_key_path).with_extension("pub"))
+            .ok();
+    let current = public_key.as_deref().and_then(md5_fingerprint);
+    for key in provider.stale_ssh_keys(current.as_deref()).await? {
+        items.push(Item {
+            kind: "ssh key",
+            name: format!("{} ({})", key.name, key.fingerprint),
+            reason: "an earlier key of this fleet; the current one has another fingerprint".into(),
+            target: Target::SshKey(key),
+        });
+    }
+
+    if !context.json {
+        if items.is_empty() {
+            crate::say!("Nothing to clean up.");
+        } else {
+            let rows =
+                items.iter().map(|i| vec![i.kind.to_string(), i.name.clone(), i.reason.clone()]);
+            crate::say!("{}", output::table(["KIND", "NAME", "REASON"], rows));
+        }
+    }
+    if context.dry_run || items.is_empty() {
+        if context.json {
+            output::print_json(&Outcome {
+                dry_run: context.dry_run,
+                items,
+                removed: vec![],
+                failed: vec![],
+            });
+        }
+        return Ok(());
+    }
+    if !context.yes {
+        let what = format!("cleanup removes {} item(s)", items.len());
+        confirm(&format!("This {what}. Go ahead?"), &what)?;
+    }
+
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    for item in &items {
+        let result = match &item.target {
+            Target::Snapshot(snapshot) => provider.delete_snapshot(snapshot).await,
+            Target::Droplet(droplet) => provider.destroy(droplet).await,
+            Target::SshKey(key) => provider.delete_ssh_key(key).await,
+        };
+        match result {
+            Ok(()) => removed.push(format!("{} {}", item.kind, item.name)),
+            Err(err) => failed.push(format!("{} {}: {err}", item.kind, item.name)),
+        }
+    }
+    if context.json {
+        output::print_json(&Outcome {
+            dry_run: false,
+            items,
+            removed: removed.clone(),
+            failed: failed.clone(),
+        });
+    } else {
+        crate::say!("Removed {} of {} item(s).", removed.len(), removed.len() + failed.len());
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("some items could not be removed:\n  {}", failed.join("\n  "));
+    }
+    Ok(())
+}
+
+/// Snapshots beyond the newest `keep` of each droplet.
+async fn stale_snapshots(provider: &dyn Provider, keep: u32) -> anyhow::Result<Vec<Item>> {
+    let mut by_droplet: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
+    for snapshot in provider.snapshots().await? {
+        by_droplet.entry(snapshot.droplet_name.clone()).or_default().push(snapshot);
+    }
+    let mut items = Vec::new();
+    for (droplet, mut snapshots) in by_droplet {
+        snapshots.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        for snapshot in snapshots.into_iter().skip(keep as usize) {
+            items.push(Item {
+                kind: "snapshot",
+                name: format!("{} ({})", snapshot.name, snapshot.created_at),
+                reason: format!("older than the newest {keep} of {droplet}"),
+                target: Target::Snapshot(snapshot),
+            });
+        }
+    }
+    Ok(items)
+}
