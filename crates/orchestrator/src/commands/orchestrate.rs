@@ -77,6 +77,18 @@ pub async fn converge(
         }
     }
 
+    let makes_droplets = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::CreateDroplet { .. } | Action::ReplaceDroplet { .. }));
+    if makes_droplets {
+        // New droplets carry the fleet's SSH key for break-glass access, where the cloud has SSH.
+        let public = super::expand_home(&config.deploy.ssh_key_path).with_extension("pub");
+        if let Ok(public_key) = std::fs::read_to_string(&public) {
+            provider.register_ssh_key(&public_key).await?;
+        }
+    }
+
     let started = Instant::now();
     let report =
         apply(Arc::clone(&provider), &plan, &observed, config.deploy.agent_port, &Progress::new())

@@ -252,6 +252,7 @@ fn unsigned_forged_and_replayed_control_requests_are_refused_and_counted() {
             state: state.clone(),
             load_balancer: LbSettings { port: 8080, template: String::new() },
         };
+        orchestrator::http::install_crypto_provider();
         let unsigned = reqwest::Client::new()
             .post(format!("{web1}/v1/fleet"))
             .json(&update)

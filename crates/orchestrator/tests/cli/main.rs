@@ -8,6 +8,7 @@ mod common;
 
 mod bad_input;
 mod cleanup;
+mod digitalocean;
 mod init;
 mod load_balancer;
 mod local_cloud;

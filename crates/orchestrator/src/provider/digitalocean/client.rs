@@ -24,6 +24,11 @@ pub const DEFAULT_API_URL: &str = "https://api.digitalocean.com";
 /// Entries per page asked of list calls (the API's maximum).
 const PER_PAGE: u32 = 200;
 
+/// The API allows 250 requests in any minute. A burst of 50 plus 200 a minute keeps every
+/// sliding minute at or under 250 however requests bunch up.
+const BURST: u32 = 50;
+const PER_MINUTE: u32 = 200;
+
 /// Whether a request may be sent again after it might have reached the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotence {
@@ -41,7 +46,7 @@ pub enum DoError {
     #[error("DigitalOcean refused {method} {path}: {status} {id}: {message}")]
     Api { method: String, path: String, status: u16, id: String, message: String },
     #[error("DigitalOcean's rate limit stopped {method} {path}")]
-    RateLimited { method: String, path: String, retry_after: Duration },
+    RateLimited { method: String, path: String, retry_after: Option<Duration> },
     #[error("DigitalOcean did not answer {method} {path}: {reason}")]
     Transport { method: String, path: String, reason: String, maybe_sent: bool },
     #[error("DigitalOcean's answer to {method} {path} cannot be read: {reason}")]
@@ -82,16 +87,20 @@ pub struct DoClient {
     base: String,
     token: Secret,
     rate: Mutex<RateState>,
+    pace: governor::DefaultDirectRateLimiter,
 }
 
 impl DoClient {
     /// A client for the API at `base` (`https://api.digitalocean.com`) with `token`.
     pub fn new(base: &str, token: Secret) -> DoClient {
+        let quota = governor::Quota::per_minute(PER_MINUTE.try_into().expect("not zero"))
+            .allow_burst(BURST.try_into().expect("not zero"));
         DoClient {
             http: crate::http::client(),
             base: base.trim_end_matches('/').to_string(),
             token,
             rate: Mutex::default(),
+            pace: governor::RateLimiter::direct(quota),
         }
     }
 
@@ -196,7 +205,7 @@ impl DoClient {
                 Idempotence::Once => err.nothing_done(),
             })
             .adjust(|err: &DoError, delay| match err {
-                DoError::RateLimited { retry_after, .. } => Some(*retry_after),
+                DoError::RateLimited { retry_after: Some(wait), .. } => Some(*wait),
                 _ => delay,
             })
             .notify(|err: &DoError, delay| tracing::debug!(%err, ?delay, "retrying a DigitalOcean call"))
@@ -271,19 +280,23 @@ impl DoClient {
         }
     }
 
-    /// How long to wait before the limit resets, kept within reason so a far reset does not
-    /// stall a command for an hour; the back-off's jitter spreads concurrent callers.
-    fn retry_after(&self) -> Duration {
+    /// How long to wait for the rate limit, when the API says it frees up within a minute.
+    ///
+    /// `ratelimit-reset` is when the oldest request in the hourly window expires, which can be
+    /// an hour away while the per-minute limit frees up in seconds; a far reset is therefore
+    /// left to the exponential back-off.
+    fn retry_after(&self) -> Option<Duration> {
         let rate = *self.rate.lock().expect("the rate state is never poisoned");
         let now = jiff::Timestamp::now().as_second();
-        let seconds = rate.reset_at.map_or(1, |reset| (reset - now).clamp(1, 10));
-        Duration::from_secs(seconds as u64)
+        let seconds = rate.reset_at? - now;
+        (0..=60).contains(&seconds).then(|| Duration::from_secs(seconds.max(1) as u64))
     }
 
     async fn wait_for_rate_limit(&self) {
+        self.pace.until_ready().await;
         let rate = *self.rate.lock().expect("the rate state is never poisoned");
         if rate.remaining == Some(0) {
-            let wait = self.retry_after();
+            let wait = self.retry_after().unwrap_or(Duration::from_secs(5));
             tracing::info!(?wait, "DigitalOcean's rate limit is used up; waiting for it to reset");
             tokio::time::sleep(wait).await;
         }
@@ -332,7 +345,7 @@ mod tests {
         let limited = DoError::RateLimited {
             method: "POST".into(),
             path: "/v2/droplets".into(),
-            retry_after: Duration::ZERO,
+            retry_after: None,
         };
         let server = DoError::Api {
             method: "POST".into(),

@@ -55,6 +55,8 @@ pub struct DigitalOcean {
     poll: Duration,
     /// Fingerprints of SSH keys put on new droplets.
     ssh_keys: std::sync::Mutex<Vec<String>>,
+    /// The last listing of the fleet's droplets, shared by everyone waiting on a droplet.
+    listing: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<Droplet>)>>,
 }
 
 impl DigitalOcean {
@@ -70,6 +72,7 @@ impl DigitalOcean {
             agent_port: settings.agent_port,
             poll: settings.poll.unwrap_or(DEFAULT_POLL),
             ssh_keys: std::sync::Mutex::new(Vec::new()),
+            listing: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -112,9 +115,32 @@ impl DigitalOcean {
             .await
     }
 
-    async fn find_by_name(&self, cloud_name: &str) -> Result<Option<Droplet>, DoError> {
+    /// The fleet's droplets as listed at most half a poll interval ago: droplets being made
+    /// at the same time share one list call per poll instead of each asking for itself,
+    /// which keeps a large create inside the API's rate limit.
+    async fn recent_fleet(&self) -> Result<Vec<Droplet>, DoError> {
+        let mut cache = self.listing.lock().await;
+        if let Some((at, droplets)) = &*cache
+            && at.elapsed() < self.poll / 2
+        {
+            return Ok(droplets.clone());
+        }
+        let droplets = self.fleet_droplets().await?;
+        *cache = Some((tokio::time::Instant::now(), droplets.clone()));
+        Ok(droplets)
+    }
+
+    /// The oldest droplet of the fleet named `cloud_name`; `fresh` insists on a new listing,
+    /// as after a create whose outcome is unknown.
+    async fn find_by_name(
+        &self,
+        cloud_name: &str,
+        fresh: bool,
+    ) -> Result<Option<Droplet>, DoError> {
+        let droplets =
+            if fresh { self.fleet_droplets().await? } else { self.recent_fleet().await? };
         let mut matching: Vec<Droplet> =
-            self.fleet_droplets().await?.into_iter().filter(|d| d.name == cloud_name).collect();
+            droplets.into_iter().filter(|d| d.name == cloud_name).collect();
         matching.sort_by_key(|d| d.id);
         Ok(matching.into_iter().next())
     }
@@ -130,7 +156,7 @@ impl DigitalOcean {
         image: serde_json::Value,
     ) -> Result<ObservedDroplet, ProviderError> {
         let cloud_name = self.cloud_name(&spec.name);
-        if let Some(existing) = self.find_by_name(&cloud_name).await? {
+        if let Some(existing) = self.find_by_name(&cloud_name, false).await? {
             tracing::info!(droplet = %spec.name, id = existing.id, "adopting an existing droplet");
             return self.wait_active(existing.id, spec).await;
         }
@@ -147,7 +173,7 @@ impl DigitalOcean {
                 Err(err) if err.is_transient() && tries < 5 => {
                     tracing::warn!(droplet = %spec.name, %err, "create failed ambiguously; looking before trying again");
                     tokio::time::sleep(self.poll.min(Duration::from_secs(2)) * tries).await;
-                    if let Some(made) = self.find_by_name(&cloud_name).await? {
+                    if let Some(made) = self.find_by_name(&cloud_name, true).await? {
                         return self.wait_active(made.id, spec).await;
                     }
                 }
@@ -210,8 +236,11 @@ impl DigitalOcean {
     ) -> Result<ObservedDroplet, ProviderError> {
         let started = tokio::time::Instant::now();
         loop {
-            let droplet: Droplet =
-                self.client.get(&format!("/v2/droplets/{id}"), "droplet").await?;
+            let droplet = match self.recent_fleet().await?.into_iter().find(|d| d.id == id) {
+                Some(droplet) => droplet,
+                // Not listed yet (or no longer tagged): ask for it directly.
+                None => self.client.get(&format!("/v2/droplets/{id}"), "droplet").await?,
+            };
             if droplet.status == "active" && droplet.public_ip().is_some() {
                 tracing::info!(droplet = %spec.name, id, "droplet active");
                 return self.observe(&droplet, spec.agent_port).ok_or_else(|| {
