@@ -126,6 +126,13 @@ pub async fn converge(
         }
         if let Some(firewall) = firewall {
             crate::say!("Firewall: {firewall}.");
+            if policy.admin_sources.is_empty() {
+                crate::say!(
+                    "Warning: SSH is closed to everyone: no administrator address is recorded, and \
+                     it cannot be detected from here; set ADMIN_IP in .env and run --init, or run \
+                     --update-ip YOUR_ADDRESS"
+                );
+            }
         }
         print_published(&published);
     }

@@ -294,3 +294,43 @@ async fn two_hundred_and_fifty_droplets_are_listed_across_pages() {
         .count();
     assert_eq!(pages, 2, "two pages of at most 200");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_restores_a_droplet_with_its_name_size_and_tags_and_cleanup_keeps_the_newest() {
+    use orchestrator::control::FleetKey;
+    use orchestrator::provider::digitalocean::client::DoClient;
+    use orchestrator::provider::digitalocean::{DigitalOcean, DoSettings};
+    use orchestrator::provider::{DropletSpec, Provider};
+    use orchestrator::secret::Secret;
+
+    let sim = Simulator::start(SimConfig::new(TOKEN).with_rate_limit(RateLimitConfig::UNLIMITED));
+    let provider = DigitalOcean::new(DoSettings {
+        api_url: sim.base_url().to_string(),
+        client: std::sync::Arc::new(DoClient::new(sim.base_url(), Secret::new(TOKEN))),
+        fleet: "shop".into(),
+        image: "ubuntu-24-04-x64".into(),
+        agent_url: Some("https://downloads.example/orchestrator".into()),
+        agent_sha256: Some("ab".repeat(32)),
+        fleet_key: Some(FleetKey::generate()),
+        agent_port: 7700,
+        poll: Some(Duration::from_millis(20)),
+    });
+    let spec = DropletSpec { name: "web1".into(), role: fleet::Role::Web, size: "s-2vcpu-4gb".into(), region: "nyc3".into(), agent_port: 7700 };
+    let web1 = provider.create(&spec).await.expect("creates");
+    let mut taken = Vec::new();
+    for _ in 0..2 {
+        taken.push(provider.snapshot(&web1).await.expect("snapshots"));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert_eq!(provider.snapshots().await.expect("lists").len(), 2);
+    assert!(taken.iter().all(|s| s.droplet_name == "web1"));
+
+    provider.destroy(&web1).await.expect("destroys");
+    let restored = provider.restore(&taken[1], &spec).await.expect("restores");
+    assert_eq!(restored.name, "web1");
+    assert_ne!(restored.id, web1.id);
+    let info = sim.droplets().into_iter().find(|d| d.id.to_string() == restored.id).expect("listed");
+    assert_eq!(info.size, "s-2vcpu-4gb");
+    assert_eq!(info.image, taken[1].id);
+    assert!(info.tags.contains(&"fleet:shop:web".to_string()));
+}
