@@ -33,6 +33,13 @@ pub async fn apply(
     progress: &Progress,
 ) -> ApplyReport {
     let by_id = |id: &str| observed.iter().find(|d| d.id == id).cloned();
+    let spec = |name: &str, role: fleet::Role, size: &str, region: &str| DropletSpec {
+        name: name.to_string(),
+        role,
+        size: size.to_string(),
+        region: region.to_string(),
+        agent_port,
+    };
     let mut destroys = Vec::new();
     let mut resizes = Vec::new();
     let mut creates = Vec::new();
@@ -43,14 +50,7 @@ pub async fn apply(
                     destroys.push((action.clone(), droplet.clone()));
                 }
                 if let Action::ReplaceDroplet { name, role, size, region, .. } = action {
-                    let spec = DropletSpec {
-                        name: name.clone(),
-                        role: *role,
-                        size: size.clone(),
-                        region: region.clone(),
-                        agent_port,
-                    };
-                    creates.push((action.clone(), Work::Create(spec)));
+                    creates.push((action.clone(), Work::Create(spec(name, *role, size, region))));
                 }
             }
             Action::ResizeDroplet { id, to, .. } => {
@@ -59,14 +59,7 @@ pub async fn apply(
                 }
             }
             Action::CreateDroplet { name, role, size, region } => {
-                let spec = DropletSpec {
-                    name: name.clone(),
-                    role: *role,
-                    size: size.clone(),
-                    region: region.clone(),
-                    agent_port,
-                };
-                creates.push((action.clone(), Work::Create(spec)));
+                creates.push((action.clone(), Work::Create(spec(name, *role, size, region))));
             }
             Action::StartDroplet { id, .. } => {
                 if let Some(droplet) = by_id(id) {

@@ -138,7 +138,8 @@ fn a_storm_of_429s_while_creating_twenty_droplets_ends_with_exactly_twenty() {
     cloud.fleet.write("config/projects.csv", csv(&["big,20,s-1vcpu-1gb,s-1vcpu-1gb"]));
     cloud.fleet.ok(&["--init"]);
     cloud.sim.rate_limit_next(40, RequestMatcher::route("POST", "/v2/droplets"));
-    cloud.fleet.ok(&["--orchestrate"]);
+    let said = cloud.fleet.ok(&["--orchestrate"]);
+    cloud.assert_token_hidden(&[&said]);
     let names = cloud.droplet_names();
     assert_eq!(names.len(), 20);
     let mut unique = names.clone();
@@ -163,7 +164,8 @@ fn a_create_that_answers_500_after_making_the_droplet_makes_no_duplicate() {
     let cloud = cloud();
     cloud.fleet.ok(&["--init"]);
     cloud.sim.fail_creates_after_commit(2);
-    cloud.fleet.ok(&["--orchestrate"]);
+    let said = cloud.fleet.ok(&["--orchestrate"]);
+    cloud.assert_token_hidden(&[&said]);
     assert_eq!(cloud.droplet_names(), names("shop", &["master", "web1", "web2"]));
     assert_eq!(cloud.fleet.state().validate(), Vec::<String>::new());
 }
@@ -209,6 +211,7 @@ fn an_action_that_errors_is_reported_and_a_rerun_completes_it() {
     cloud.sim.fail_next_action("resize");
     let message = cloud.fleet.fails(&["--orchestrate", "--yes"]);
     assert!(message.contains("droplet master resize failed at DigitalOcean"), "{message}");
+    cloud.assert_token_hidden(&[&message]);
     cloud.fleet.ok(&["--orchestrate", "--yes"]);
     let master =
         cloud.sim.droplets().into_iter().find(|d| d.name == "shop-master").expect("master");
@@ -315,7 +318,13 @@ async fn a_snapshot_restores_a_droplet_with_its_name_size_and_tags_and_cleanup_k
         agent_port: 7700,
         poll: Some(Duration::from_millis(20)),
     });
-    let spec = DropletSpec { name: "web1".into(), role: fleet::Role::Web, size: "s-2vcpu-4gb".into(), region: "nyc3".into(), agent_port: 7700 };
+    let spec = DropletSpec {
+        name: "web1".into(),
+        role: fleet::Role::Web,
+        size: "s-2vcpu-4gb".into(),
+        region: "nyc3".into(),
+        agent_port: 7700,
+    };
     let web1 = provider.create(&spec).await.expect("creates");
     let mut taken = Vec::new();
     for _ in 0..2 {
@@ -329,7 +338,8 @@ async fn a_snapshot_restores_a_droplet_with_its_name_size_and_tags_and_cleanup_k
     let restored = provider.restore(&taken[1], &spec).await.expect("restores");
     assert_eq!(restored.name, "web1");
     assert_ne!(restored.id, web1.id);
-    let info = sim.droplets().into_iter().find(|d| d.id.to_string() == restored.id).expect("listed");
+    let info =
+        sim.droplets().into_iter().find(|d| d.id.to_string() == restored.id).expect("listed");
     assert_eq!(info.size, "s-2vcpu-4gb");
     assert_eq!(info.image, taken[1].id);
     assert!(info.tags.contains(&"fleet:shop:web".to_string()));
