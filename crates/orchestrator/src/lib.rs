@@ -15,4 +15,5 @@ pub mod output;
 pub mod progress;
 pub mod provider;
 pub mod secret;
+pub mod secrets;
 pub mod workspace;

@@ -24,6 +24,8 @@ struct Status {
     /// What master's agent says of the load balancer; absent without a running master.
     load_balancer: Option<LoadBalancerView>,
     issues: Vec<String>,
+    /// Secrets the configured services need that no variable holds, by project-environment.
+    missing_secrets: BTreeMap<String, Vec<crate::secrets::Missing>>,
     summary: fleet::state::Summary,
     /// Droplets whose agent answered its health check just now.
     healthy_droplets: usize,
@@ -54,11 +56,11 @@ struct DropletView {
 }
 
 pub async fn run(context: &Context) -> anyhow::Result<()> {
-    let deploy = context.load_deploy_config()?;
-    let env = crate::environment::Environment::load(&context.workspace.env_file())?;
+    let config = context.load_config()?;
+    let (deploy, env) = (&config.deploy, &config.env);
     let store = context.store();
     let state = store.load()?;
-    let provider = context.provider(&deploy, &env, None)?;
+    let provider = context.provider(deploy, env, None)?;
     let observed = provider.list().await?;
     let health = probe_all(&observed).await;
 
@@ -132,7 +134,9 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         }
     }
     let healthy_droplets = droplets.iter().filter(|d| d.health == "healthy").count();
+    let missing_secrets = crate::secrets::missing(env, &config.rows, deploy);
     let status = Status {
+        missing_secrets,
         healthy_droplets,
         load_balancer,
         provider: provider.name().to_string(),
@@ -272,6 +276,15 @@ fn print_status(status: &Status) {
     }
     for note in &status.monitoring {
         crate::say!("Monitoring: {note}");
+    }
+    if !status.missing_secrets.is_empty() {
+        crate::say!(
+            "Missing secrets (looked up as PROJECT_ENV_NAME, PROJECT_NAME, ENV_NAME, NAME):"
+        );
+        for (project_env, missing) in &status.missing_secrets {
+            let names: Vec<&str> = missing.iter().map(|m| m.name.as_str()).collect();
+            crate::say!("  {project_env}: {}", names.join(", "));
+        }
     }
     if status.issues.is_empty() {
         crate::say!("No issues.");

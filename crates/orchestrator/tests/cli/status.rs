@@ -78,3 +78,28 @@ fn status_names_a_killed_droplet_as_an_issue() {
     assert!(status["issues"].to_string().contains("droplet web1 is not running"), "{status}");
     assert_eq!(status["healthy_droplets"], 2);
 }
+
+#[test]
+fn status_lists_missing_secrets_by_project_environment_and_never_a_value() {
+    let fleet = TestFleet::example();
+    fleet.write(".env", "HOSTOMATIC_PROD_DB_PASSWORD=s3cret-value\nSTRIPE_KEY=another-s3cret\n");
+    fleet.ok(&["--orchestrate"]);
+    let status = fleet.json(&["--status"]);
+    let prod: Vec<&str> = status["missing_secrets"]["hostomatic-prod"]
+        .as_array()
+        .expect("hostomatic-prod misses some")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(prod, ["openai_api_key", "sendgrid_api_key", "stripe_publishable_key"]);
+    let uat = status["missing_secrets"]["hostomatic-uat"].to_string();
+    assert!(uat.contains("\"db_password\"") && uat.contains("HOSTOMATIC_UAT_DB_PASSWORD"), "{uat}");
+    let table = fleet.ok(&["--status"]);
+    assert!(
+        table.contains("hostomatic-prod: openai_api_key, sendgrid_api_key, stripe_publishable_key"),
+        "{table}"
+    );
+    for output in [status.to_string(), table] {
+        assert!(!output.contains("s3cret"));
+    }
+}
