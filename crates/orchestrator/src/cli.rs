@@ -10,7 +10,7 @@ use clap::{ArgAction, ArgGroup, Parser, Subcommand};
 #[command(name = "orchestrator", version, max_term_width = 100)]
 #[command(group(
     ArgGroup::new("command")
-        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup"])
+        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup", "services"])
         .required(true)
 ))]
 #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
@@ -40,6 +40,11 @@ pub struct Cli {
     /// Set a project's server count in projects.csv and orchestrate.
     #[arg(long, num_args = 2, value_names = ["PROJECT", "N"])]
     pub scale: Option<Vec<String>>,
+
+    /// Show where a project-environment's services are: ports, droplets, direct URLs, the
+    /// load-balancer route and their health right now.
+    #[arg(long, num_args = 2, value_names = ["PROJECT", "ENVIRONMENT"])]
+    pub services: Option<Vec<String>>,
 
     /// Remove snapshots beyond the retention setting, droplets of this fleet the CSV does not
     /// ask for, and this fleet's old SSH keys; with --dry-run, only list them with the reason.

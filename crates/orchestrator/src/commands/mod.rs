@@ -7,6 +7,7 @@ mod init;
 mod orchestrate;
 mod publish;
 mod scale;
+mod services;
 mod setup;
 mod status;
 mod update_ip;
@@ -57,6 +58,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         init::run(&context).await
     } else if cli.orchestrate {
         orchestrate::run(&context, cli.force).await
+    } else if let Some(arguments) = cli.services {
+        services::run(&context, &arguments[0], &arguments[1]).await
     } else if cli.cleanup {
         cleanup::run(&context).await
     } else if cli.status {

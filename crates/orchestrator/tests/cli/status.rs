@@ -103,3 +103,43 @@ fn status_lists_missing_secrets_by_project_environment_and_never_a_value() {
         assert!(!output.contains("s3cret"));
     }
 }
+
+#[test]
+fn services_shows_each_endpoint_its_route_and_its_health() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let state = fleet.state();
+    let port = state.projects["hostomatic-prod"]["backend"].port.expect("a port");
+    let _web1 = crate::common::TextServer::start(&state.droplets["web1"].ip, port, "ok");
+    let found = fleet.json(&["--services", "hostomatic", "prod"]);
+    let backend = found["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["service"] == "backend")
+        .expect("backend");
+    assert_eq!(backend["port"], port);
+    assert_eq!(
+        backend["route"],
+        format!("http://{}:8080/hostomatic/prod/backend/", state.droplets["master"].ip)
+    );
+    assert_eq!(backend["endpoints"][0]["droplet"], "web1");
+    assert_eq!(
+        backend["endpoints"][0]["url"],
+        format!("http://{}:{port}/", state.droplets["web1"].ip)
+    );
+    assert_eq!(backend["endpoints"][0]["health"], "healthy");
+    assert_eq!(backend["endpoints"][1]["health"], "not answering");
+    let worker = found["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["service"] == "worker_email")
+        .expect("worker");
+    assert_eq!(worker["route"], serde_json::Value::Null);
+    assert!(
+        fleet
+            .fails(&["--services", "hostomatic", "staging"])
+            .contains("hostomatic-staging has no services")
+    );
+}
