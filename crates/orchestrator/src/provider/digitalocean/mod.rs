@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bootstrap;
 pub mod client;
+mod firewall;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -487,62 +488,7 @@ impl Provider for DigitalOcean {
         &self,
         policy: &FirewallPolicy,
     ) -> Result<Option<String>, ProviderError> {
-        let existing: Vec<api::Firewall> = self.client.list("/v2/firewalls", "firewalls").await?;
-        let fleet_tag = self.fleet_tag();
-        let everywhere = json!({"addresses": ["0.0.0.0/0", "::/0"]});
-        let outbound = json!([
-            {"protocol": "tcp", "ports": "all", "destinations": everywhere},
-            {"protocol": "udp", "ports": "all", "destinations": everywhere},
-            {"protocol": "icmp", "destinations": everywhere}
-        ]);
-        let mut fleet_rules = vec![
-            json!({"protocol": "tcp", "ports": "22", "sources": {"addresses": policy.admin_sources}}),
-        ];
-        fleet_rules.push(json!({
-            "protocol": "tcp",
-            "ports": policy.agent_port.to_string(),
-            "sources": {"addresses": policy.admin_sources, "tags": [fleet_tag]}
-        }));
-        for port in policy.fleet_ports.iter().filter(|p| **p != policy.agent_port) {
-            fleet_rules.push(json!({"protocol": "tcp", "ports": port.to_string(), "sources": {"tags": [fleet_tag]}}));
-        }
-        let master_rules: Vec<serde_json::Value> = policy
-            .public_ports_on_master
-            .iter()
-            .map(
-                |port| json!({"protocol": "tcp", "ports": port.to_string(), "sources": everywhere}),
-            )
-            .collect();
-        let wanted = [
-            (format!("{}-fleet", self.fleet), fleet_rules, fleet_tag.clone()),
-            (format!("{}-master", self.fleet), master_rules, format!("{fleet_tag}:master")),
-        ];
-        for (name, inbound, tag) in wanted {
-            let body = json!({"name": name, "inbound_rules": inbound, "outbound_rules": outbound, "tags": [tag]});
-            match existing.iter().find(|f| f.name == name) {
-                Some(firewall) => {
-                    let _: api::Firewall = self
-                        .client
-                        .put(&format!("/v2/firewalls/{}", firewall.id), &body, "firewall")
-                        .await?;
-                }
-                None => {
-                    let _: api::Firewall = self
-                        .client
-                        .post("/v2/firewalls", &body, "firewall", Idempotence::Once)
-                        .await?;
-                }
-            }
-        }
-        Ok(Some(format!(
-            "firewalls {0}-fleet and {0}-master: SSH from {1}; ports 80, 443 open on master; agent and service ports between fleet droplets",
-            self.fleet,
-            if policy.admin_sources.is_empty() {
-                "nobody".to_string()
-            } else {
-                policy.admin_sources.join(", ")
-            }
-        )))
+        firewall::apply(&self.client, &self.fleet, &self.fleet_tag(), policy).await.map(Some)
     }
 }
 
