@@ -63,8 +63,10 @@
 //! # Admin endpoints
 //!
 //! The [`SimHandle`] controls are also served over HTTP under `/_sim`, without a token,
-//! unlogged and not rate limited. Bodies are JSON; changes answer 204; a `matcher` is
-//! `"method"` and/or `"path_prefix"`, both optional.
+//! unlogged and not rate limited. Bodies are JSON objects; changes answer 204. Where a fault
+//! takes a matcher, its fields `"method"` and `"path_prefix"` (both optional) sit in the
+//! same object as the others, as in `{"method": "POST", "path_prefix": "/v2/droplets",
+//! "count": 5}`; without them the fault matches every request.
 //!
 //! * `GET /_sim/state`: droplets, snapshots, keys, firewalls and tags, as JSON.
 //! * `GET /_sim/requests`, `DELETE /_sim/requests`: read or clear the request log.
@@ -72,9 +74,9 @@
 //!   forget counted requests; `POST /_sim/reset?all=true` also empties the account and log.
 //! * `PUT /_sim/timing` `{"create_latency_ms"?, "action_latency_ms"?}`: set the latencies.
 //! * `PUT /_sim/rate_limit` `{"per_hour", "per_minute", "key_list_per_minute"?}`.
-//! * `POST /_sim/faults/latency` `{matcher, "delay_ms"}`: delay matching requests.
-//! * `POST /_sim/faults/rate_limited` `{matcher, "count"}`: the next N matching answer 429.
-//! * `POST /_sim/faults/server_error` `{matcher, "count", "status"?}`: the next N matching
+//! * `POST /_sim/faults/latency` `{"method"?, "path_prefix"?, "delay_ms"}`: delay matching requests.
+//! * `POST /_sim/faults/rate_limited` `{"method"?, "path_prefix"?, "count"}`: the next N matching answer 429.
+//! * `POST /_sim/faults/server_error` `{"method"?, "path_prefix"?, "count", "status"?}`: the next N matching
 //!   answer that 5xx (default 500) without being carried out.
 //! * `POST /_sim/faults/create_error` `{"count"}`: the next N successful Droplet creates
 //!   answer 500 *after* creating the Droplet.

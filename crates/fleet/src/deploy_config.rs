@@ -217,12 +217,14 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
             .fleet_name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && config.fleet_name.starts_with(|c: char| c.is_ascii_lowercase());
+        && config.fleet_name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !config.fleet_name.ends_with('-')
+        && !config.fleet_name.contains("--");
     if !fleet_name_ok {
         return Err((
             "fleet_name".into(),
             format!(
-                "{:?} must be up to 30 lower-case letters, digits and '-', starting with a letter",
+                "{:?} must be up to 30 lower-case letters, digits and single '-', starting with a letter",
                 config.fleet_name
             ),
         ));

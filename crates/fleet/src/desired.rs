@@ -39,6 +39,8 @@ pub struct DesiredFleet {
     pub services: Vec<DesiredService>,
     /// The port agents listen on, which no service may take.
     pub agent_port: u16,
+    /// The load balancer's port on master, which no service may take either.
+    pub load_balancer_port: u16,
 }
 
 impl DesiredFleet {
@@ -48,6 +50,7 @@ impl DesiredFleet {
             droplets: droplets(rows, &config.region),
             services: services(rows, config),
             agent_port: config.agent_port,
+            load_balancer_port: config.load_balancer_port(),
         }
     }
 

@@ -207,9 +207,11 @@ impl Plan {
 
         let mut state = State {
             provider: provider.to_string(),
+            fleet: previous.fleet.clone(),
             projects: self.services.clone(),
             heartbeat: previous.heartbeat.clone(),
             admin_ip: previous.admin_ip.clone(),
+            admin_ip_pinned: previous.admin_ip_pinned,
             additional_ips: previous.additional_ips.clone(),
             ..State::default()
         };
@@ -365,7 +367,7 @@ fn layout_services(
     desired: &DesiredFleet,
     previous: &State,
 ) -> Result<BTreeMap<String, BTreeMap<String, ServiceRecord>>, PlanError> {
-    let mut book = PortBook::new(desired.agent_port);
+    let mut book = PortBook::new(&[desired.agent_port, desired.load_balancer_port]);
     let mut ports_given: HashMap<&ServiceKey, u16> = HashMap::new();
 
     // Ports a service already has come first, so a new project never displaces one. A port is

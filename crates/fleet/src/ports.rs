@@ -12,11 +12,6 @@ use sha2::{Digest, Sha256};
 /// How far above its base a service's hash-derived port may land.
 pub const PORT_RANGE: u16 = 1000;
 
-/// Ports never handed to a service: SSH, HTTP, HTTPS and the agent's.
-pub const fn is_reserved(port: u16, agent_port: u16) -> bool {
-    port < 1024 || port == agent_port
-}
-
 /// A short, stable hash of a project-environment, for naming resources.
 pub fn resource_hash(project: &str, environment: &str) -> String {
     let digest = Sha256::digest(format!("{project}:{environment}").as_bytes());
@@ -65,9 +60,11 @@ pub struct PortsExhausted {
 }
 
 impl PortBook {
-    pub fn new(agent_port: u16) -> PortBook {
+    /// A book where the privileged ports and `reserved` (the agent's, the load balancer's) are
+    /// never handed to a service.
+    pub fn new(reserved_ports: &[u16]) -> PortBook {
         let mut reserved = Box::new([0; WORDS]);
-        for port in (0..1024).chain([agent_port]) {
+        for port in (0..1024).chain(reserved_ports.iter().copied()) {
             set(&mut reserved, port);
         }
         PortBook { reserved, slots: HashMap::new(), used: Vec::new() }
@@ -166,7 +163,7 @@ mod tests {
     #[test]
     fn colliding_candidates_probe_to_the_next_free_port() {
         let droplets = vec!["web1".to_string(), "web2".to_string()];
-        let mut book = PortBook::new(7700);
+        let mut book = PortBook::new(&[7700]);
         assert_eq!(book.allocate("a", 8100, &droplets), Ok(8100));
         assert_eq!(book.allocate("b", 8100, &droplets), Ok(8101));
         // Free on web2 alone is not enough: the port must be free on every droplet.
@@ -176,20 +173,20 @@ mod tests {
 
     #[test]
     fn a_port_taken_on_another_droplet_only_is_free_here() {
-        let mut book = PortBook::new(7700);
+        let mut book = PortBook::new(&[7700]);
         book.take(8100, &["web2".to_string()]);
         assert_eq!(book.allocate("a", 8100, &["web1".to_string()]), Ok(8100));
     }
 
     #[test]
     fn the_agent_port_is_never_handed_out() {
-        let mut book = PortBook::new(8100);
+        let mut book = PortBook::new(&[8100]);
         assert_eq!(book.allocate("a", 8100, &["web1".to_string()]), Ok(8101));
     }
 
     #[test]
     fn probing_wraps_past_the_top() {
-        let mut book = PortBook::new(7700);
+        let mut book = PortBook::new(&[7700]);
         let web1 = ["web1".to_string()];
         book.take(u16::MAX, &web1);
         assert_eq!(book.allocate("a", u16::MAX, &web1), Ok(1024));

@@ -87,6 +87,9 @@ pub fn find(slug: &str) -> Option<&'static Size> {
 
 /// The catalogue slug closest in spelling to `slug`, to suggest in an error.
 pub fn closest(slug: &str) -> Option<&'static str> {
+    if slug.len() < 3 {
+        return None;
+    }
     SIZES
         .iter()
         .map(|size| (edit_distance(slug, size.slug), size.slug))

@@ -22,6 +22,9 @@ pub struct State {
     /// The provider the droplets came from.
     #[serde(default)]
     pub provider: String,
+    /// The fleet's name at the provider (`fleet_name`).
+    #[serde(default)]
+    pub fleet: String,
     #[serde(default)]
     pub droplets: BTreeMap<String, DropletRecord>,
     /// Services of each project-environment (`hostomatic-prod`) by service name.
@@ -32,6 +35,9 @@ pub struct State {
     /// The administrator's address (`--update-ip`, `ADMIN_IP`), as a CIDR block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_ip: Option<String>,
+    /// Whether `--update-ip` set the address, which then wins over `ADMIN_IP` in `.env`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin_ip_pinned: bool,
     /// Further addresses allowed in (`ADDITIONAL_IPS`), as CIDR blocks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_ips: Vec<String>,
@@ -102,10 +108,12 @@ impl Default for State {
         State {
             schema: SCHEMA,
             provider: String::new(),
+            fleet: String::new(),
             droplets: BTreeMap::new(),
             projects: BTreeMap::new(),
             heartbeat: HeartbeatConfig::default(),
             admin_ip: None,
+            admin_ip_pinned: false,
             additional_ips: Vec::new(),
             updated_at: None,
         }

@@ -20,7 +20,8 @@ pub struct Cli {
     #[arg(long)]
     pub setup: bool,
 
-    /// Make the SSH key pair, validate every configuration file, record ADMIN_IP.
+    /// Validate every configuration file, make the SSH key pair and the fleet key, record
+    /// ADMIN_IP, and check the cloud can be reached.
     #[arg(long)]
     pub init: bool,
 

@@ -60,15 +60,15 @@ impl Environment {
 
     /// Where a variable's value comes from, for messages: `the environment` or `.env`.
     pub fn origin(&self, name: &str) -> &'static str {
-        if std::env::var_os(name).is_some() { "from the environment" } else { "from .env" }
+        let in_process = std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+        if in_process { "from the environment" } else { "from .env" }
     }
 
-    /// A variable's value, from the process environment first, then `.env`; empty is unset.
+    /// A variable's value, from the process environment first, then `.env`. An empty value is
+    /// unset, so an empty variable in the shell does not hide the one in `.env`.
     pub fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name)
-            .ok()
-            .or_else(|| self.file.get(name).cloned())
-            .filter(|value| !value.trim().is_empty())
+        let set = |value: &String| !value.trim().is_empty();
+        std::env::var(name).ok().filter(set).or_else(|| self.file.get(name).cloned().filter(set))
     }
 }
 

@@ -35,6 +35,10 @@ fn main() -> ExitCode {
             None => orchestrator::commands::run(cli).await,
         }
     });
+    let result = result.and_then(|()| match orchestrator::output::write_failure() {
+        Some(why) => Err(anyhow::anyhow!("cannot write the output: {why}")),
+        None => Ok(()),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -32,13 +32,28 @@ pub fn print_json<T: Serialize>(value: &T) {
     line(format_args!("{text}"));
 }
 
-/// Prints a line on standard output. A reader that went away (`| head`) is not an error:
-/// the command carries on with what it was doing, since stopping halfway through a change
-/// would be far worse than losing some output.
+/// The first failure to write the output other than a reader going away.
+static WRITE_FAILURE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Prints a line on standard output. A reader that went away (`| head`) is not an error, and
+/// no write failure stops the command halfway through a change, which would be far worse
+/// than losing output; any other failure (a full disk) is reported by [`write_failure`] so
+/// the command ends non-zero.
 pub fn line(text: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_fmt(text).and_then(|()| stdout.write_all(b"\n"));
+    let written =
+        stdout.write_fmt(text).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush());
+    if let Err(err) = written
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = WRITE_FAILURE.set(err.to_string());
+    }
+}
+
+/// Why the output could not be written, if it could not.
+pub fn write_failure() -> Option<&'static str> {
+    WRITE_FAILURE.get().map(String::as_str)
 }
 
 /// Prints a line on standard error, with the same forgiveness as [`line`].

@@ -280,3 +280,13 @@ fn a_hand_edited_clash_in_the_state_is_resolved() {
     let services = &plan.services["hostomatic-prod"];
     assert_ne!(services["backend"].port, services["frontend"].port);
 }
+
+#[test]
+fn the_load_balancer_port_is_never_given_to_a_service() {
+    let text = r#"{"load_balancer_port": 8080, "environments": ["prod"], "projects": {
+        "alpha": {"services": {"api": {"base_port": 8080}}}}}"#;
+    let config = deploy_config::parse(Path::new("d.json"), text).expect("valid");
+    let desired = DesiredFleet::from_config(&[row("alpha", 1)], &config);
+    let plan = plan(&desired, &[], &State::default(), false).expect("plans");
+    assert_ne!(plan.services["alpha-prod"]["api"].port, Some(8080));
+}

@@ -174,6 +174,12 @@ pub async fn check_sizes(
     let Some(offered) = provider.size_slugs(region).await? else {
         return Ok(());
     };
+    if offered.is_empty() {
+        bail!(
+            "{} offers no droplet sizes in region {region:?}; check region in deployment_config.json",
+            provider.name()
+        );
+    }
     for row in &config.rows {
         for (field, slug) in [("MasterSpec", &row.master_spec), ("WebSpec", &row.web_spec)] {
             if !offered.contains(slug) {

@@ -12,7 +12,6 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use super::update_ip::parse_cidr;
 use super::{Context, expand_home};
 use crate::control::FleetKey;
 use crate::control::key::FleetKeyError;
@@ -36,25 +35,13 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         step(name, checked.clone());
     }
 
-    let admin_ip = address_from(&config.env, "ADMIN_IP")?;
-    let additional: Vec<String> = match config.env.get("ADDITIONAL_IPS") {
-        Some(list) => list
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|ip| {
-                parse_cidr(ip).with_context(|| {
-                    format!("ADDITIONAL_IPS ({})", config.env.origin("ADDITIONAL_IPS"))
-                })
-            })
-            .collect::<anyhow::Result<_>>()?,
-        None => Vec::new(),
-    };
+    let wanted = super::addresses::wanted(&config.env)?;
 
     let key_path = expand_home(&config.deploy.ssh_key_path);
     let (ssh_result, public_key) = ensure_ssh_key(&key_path)?;
     step("ssh key", ssh_result);
     step("fleet key", ensure_fleet_key(&workspace.fleet_key())?);
-    step("administrator addresses", record_addresses(context, admin_ip, additional)?);
+    step("administrator addresses", record_addresses(context, wanted)?);
 
     let provider = context.provider(&config.deploy, &config.env, None)?;
     step("provider", provider.check_access().await?);
@@ -75,46 +62,17 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn address_from(
-    env: &crate::environment::Environment,
-    name: &str,
-) -> anyhow::Result<Option<String>> {
-    env.get(name)
-        .map(|ip| parse_cidr(&ip).with_context(|| format!("{name} ({})", env.origin(name))))
-        .transpose()
-}
-
-/// Records `ADMIN_IP` and `ADDITIONAL_IPS` unless an address is already recorded: one set by
-/// `--update-ip` is newer than `.env` and wins.
-fn record_addresses(
-    context: &Context,
-    admin_ip: Option<String>,
-    additional: Vec<String>,
-) -> anyhow::Result<String> {
-    if admin_ip.is_none() && additional.is_empty() {
-        return Ok("ADMIN_IP is not set; set it in .env or run --update-ip".into());
-    }
+/// Records the administrator's addresses from `.env`, unless `--update-ip` pinned one.
+fn record_addresses(context: &Context, wanted: super::addresses::Wanted) -> anyhow::Result<String> {
     let lock = context.lock("--init")?;
     let store = context.store();
-    let mut state = store.load()?;
-    let mut said = Vec::new();
-    match (&state.admin_ip, admin_ip) {
-        (Some(recorded), Some(wanted)) if *recorded != wanted => {
-            said.push(format!("kept {recorded} (recorded by --update-ip; ADMIN_IP says {wanted})"))
-        }
-        (Some(recorded), _) => said.push(format!("kept {recorded}")),
-        (None, Some(wanted)) => {
-            said.push(format!("recorded {wanted}"));
-            state.admin_ip = Some(wanted);
-        }
-        (None, None) => {}
+    let before = store.load()?;
+    let mut state = before.clone();
+    let said = super::addresses::sync(&mut state, wanted);
+    if state != before {
+        store.save(&lock, &state)?;
     }
-    if !additional.is_empty() && state.additional_ips != additional {
-        said.push(format!("recorded additional {}", additional.join(", ")));
-        state.additional_ips = additional;
-    }
-    store.save(&lock, &state)?;
-    Ok(said.join("; "))
+    Ok(said)
 }
 
 /// Makes the fleet key that signs control requests, unless there is one.

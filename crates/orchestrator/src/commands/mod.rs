@@ -1,5 +1,6 @@
 //! The commands of the command line, one file each, and what they share.
 
+mod addresses;
 mod apply;
 mod cleanup;
 mod config;
@@ -116,11 +117,20 @@ impl Context {
             ProviderKind::Digitalocean => {
                 let Some(token) = env.get("DO_TOKEN") else {
                     bail!(
-                        "DO_TOKEN is not set; create a token at DigitalOcean (API, read and write) and \
-                         put it in .env as DO_TOKEN=..."
+                        "DO_TOKEN is not set (or empty); create a token at DigitalOcean (API, read and \
+                         write) and put it in .env as DO_TOKEN=..."
                     );
                 };
                 let api_url = env.get("DO_API_URL").unwrap_or_else(|| DEFAULT_API_URL.to_string());
+                let valid = reqwest::Url::parse(&api_url).is_ok_and(|url| {
+                    matches!(url.scheme(), "http" | "https") && url.host().is_some()
+                });
+                if !valid {
+                    bail!(
+                        "DO_API_URL ({}) is not an http(s) URL such as {DEFAULT_API_URL}",
+                        env.origin("DO_API_URL")
+                    );
+                }
                 let poll = match env.get("DO_POLL_INTERVAL_MS") {
                     Some(ms) => Some(Duration::from_millis(ms.parse().with_context(|| {
                         format!("DO_POLL_INTERVAL_MS={ms:?} is not a number of milliseconds")

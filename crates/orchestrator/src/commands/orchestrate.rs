@@ -40,6 +40,7 @@ pub async fn converge(
     let lock = if context.dry_run { None } else { Some(context.lock(command)?) };
     let store = context.store();
     let previous = store.load()?;
+    refuse_another_fleet(&previous, &config.deploy, &store)?;
     let provider = context.provider(&config.deploy, &config.env, key.clone())?;
     super::config::check_sizes(config, provider.as_ref()).await?;
     let observed = provider.list().await?;
@@ -98,6 +99,8 @@ pub async fn converge(
         *droplet = provider.wait_ready(droplet).await?;
     }
     let mut state = plan.state_after(&observed_after, &previous, provider.name());
+    state.fleet = config.deploy.fleet_name.clone();
+    super::addresses::sync(&mut state, super::addresses::wanted(&config.env)?);
     let changed = !same_ignoring_time(&state, &previous);
     if changed {
         state.updated_at = Some(crate::clock::now_rfc3339());
@@ -150,6 +153,39 @@ pub async fn converge(
         && let Some(error) = &lb.error
     {
         bail!("the load balancer kept its last good configuration: {error}");
+    }
+    Ok(())
+}
+
+/// Refuses to plan when the state belongs to another fleet name or provider: the droplets it
+/// records would keep running, unseen, beside a new fleet.
+fn refuse_another_fleet(
+    previous: &State,
+    deploy: &fleet::DeploymentConfig,
+    store: &fleet::StateStore,
+) -> anyhow::Result<()> {
+    if previous.droplets.is_empty() {
+        return Ok(());
+    }
+    let provider = deploy.provider.as_str();
+    if !previous.provider.is_empty() && previous.provider != provider {
+        bail!(
+            "{} records droplets on the {} cloud, but the provider is now {provider}; they would keep \
+             running beside a new fleet. Put the provider back and destroy them first (an empty \
+             projects.csv and --orchestrate --yes), or move the state file aside if they are gone",
+            store.path().display(),
+            previous.provider
+        );
+    }
+    if !previous.fleet.is_empty() && previous.fleet != deploy.fleet_name {
+        bail!(
+            "{} records droplets of fleet {:?}, but fleet_name is now {:?}; they would keep running \
+             beside a new fleet. Put fleet_name back and destroy them first (an empty projects.csv \
+             and --orchestrate --yes), or move the state file aside if they are gone",
+            store.path().display(),
+            previous.fleet,
+            deploy.fleet_name
+        );
     }
     Ok(())
 }

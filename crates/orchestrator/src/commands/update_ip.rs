@@ -24,11 +24,12 @@ pub async fn run(context: &Context, address: &str) -> anyhow::Result<()> {
     let store = context.store();
     let mut state = store.load()?;
     let previous = state.admin_ip.replace(cidr.clone());
+    let was_pinned = std::mem::replace(&mut state.admin_ip_pinned, true);
 
     let firewall = match &lock {
         None => "not changed (dry run)".to_string(),
         Some(lock) => {
-            if previous.as_deref() != Some(cidr.as_str()) {
+            if previous.as_deref() != Some(cidr.as_str()) || !was_pinned {
                 state.updated_at = Some(crate::clock::now_rfc3339());
                 store.save(lock, &state)?;
             }

@@ -246,12 +246,20 @@ impl LoadBalancer {
 
     fn report(&self, inner: &Inner) -> LbReport {
         let port = inner.fleet.as_ref().map_or(0, |(_, settings)| settings.port);
+        let running = inner.nginx.as_ref().is_some_and(|n| n.running_pid().is_some());
+        let error = match (&inner.error, running, &inner.fleet) {
+            (Some(error), _, _) => Some(error.clone()),
+            (None, false, Some(_)) => {
+                Some("nginx is not running; the agent starts it again".into())
+            }
+            (None, _, _) => None,
+        };
         LbReport {
             url: format!("http://{}:{port}/", self.address),
             nginx_installed: inner.nginx.is_some(),
-            nginx_running: inner.nginx.as_ref().is_some_and(|n| n.running_pid().is_some()),
+            nginx_running: running,
             config_applied_at: inner.applied_at.clone(),
-            error: inner.error.clone(),
+            error,
         }
     }
 

@@ -85,7 +85,11 @@ impl Nginx {
     }
 
     /// Starts nginx with the installed configuration and waits until it listens.
+    ///
+    /// Workers of an nginx whose master died would keep the port and serve the old
+    /// configuration, so any left in this agent's process group are killed first.
     pub async fn start(&self, listen: &str) -> Result<i32, String> {
+        kill_strays();
         let log =
             std::fs::File::create(self.runtime.join("nginx.out")).map_err(|err| err.to_string())?;
         let log_err = log.try_clone().map_err(|err| err.to_string())?;
@@ -156,5 +160,23 @@ impl Nginx {
             "-c".into(),
             config.into(),
         ]
+    }
+}
+
+/// Kills nginx processes left in this process group by an nginx master that died.
+fn kill_strays() {
+    let own_group = nix::unistd::getpgrp().as_raw();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let is_nginx = head.ends_with("(nginx");
+        // After the command name: state, parent, process group.
+        let group = rest.split_whitespace().nth(2).and_then(|g| g.parse::<i32>().ok());
+        if is_nginx && group == Some(own_group) {
+            tracing::warn!(pid, "killing an nginx process left behind by a dead master");
+            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
 }

@@ -266,8 +266,8 @@ fn init_keeps_an_address_recorded_by_update_ip() {
     let steps = fleet.json(&["--init"]);
     assert_eq!(fleet.state().admin_ip.as_deref(), Some("203.0.113.9/32"));
     assert!(
-        steps.to_string().contains(
-            "kept 203.0.113.9/32 (recorded by --update-ip; ADMIN_IP says 198.51.100.1/32)"
-        )
+        steps
+            .to_string()
+            .contains("kept 203.0.113.9/32 (set by --update-ip; ADMIN_IP says 198.51.100.1/32)")
     );
 }

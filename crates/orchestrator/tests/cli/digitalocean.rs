@@ -344,3 +344,21 @@ async fn a_snapshot_restores_a_droplet_with_its_name_size_and_tags_and_cleanup_k
     assert_eq!(info.image, taken[1].id);
     assert!(info.tags.contains(&"fleet:shop:web".to_string()));
 }
+
+#[test]
+fn a_changed_fleet_name_is_refused_instead_of_doubling_the_fleet() {
+    let cloud = cloud();
+    cloud.fleet.ok(&["--init"]);
+    cloud.fleet.ok(&["--orchestrate"]);
+    let renamed = cloud
+        .fleet
+        .read("config/deployment_config.json")
+        .replace("\"fleet_name\": \"shop\"", "\"fleet_name\": \"store\"");
+    cloud.fleet.write("config/deployment_config.json", renamed);
+    let message = cloud.fleet.fails(&["--orchestrate", "--yes"]);
+    assert!(
+        message.contains("records droplets of fleet \"shop\", but fleet_name is now \"store\""),
+        "{message}"
+    );
+    assert_eq!(cloud.sim.droplets().len(), 3);
+}

@@ -196,8 +196,8 @@ impl DoClient {
                 ExponentialBuilder::default()
                     .with_jitter()
                     .with_min_delay(Duration::from_millis(250))
-                    .with_max_delay(Duration::from_secs(20))
-                    .with_max_times(8),
+                    .with_max_delay(Duration::from_secs(10))
+                    .with_max_times(6),
             )
             .sleep(tokio::time::sleep)
             .when(|err: &DoError| match idempotence {
@@ -208,7 +208,9 @@ impl DoClient {
                 DoError::RateLimited { retry_after: Some(wait), .. } => Some(*wait),
                 _ => delay,
             })
-            .notify(|err: &DoError, delay| tracing::debug!(%err, ?delay, "retrying a DigitalOcean call"))
+            .notify(|err: &DoError, delay| {
+                tracing::warn!("{err}; trying again in {:.1}s", delay.as_secs_f64())
+            })
             .await?;
         let text = if text.is_empty() { "null".to_string() } else { text };
         serde_json::from_str(&text).map_err(|err| DoError::BadAnswer {

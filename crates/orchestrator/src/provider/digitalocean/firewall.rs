@@ -59,13 +59,15 @@ pub async fn apply(
             }
         }
     }
+    let public: Vec<String> = policy.public_ports_on_master.iter().map(u16::to_string).collect();
+    let admins = if policy.admin_sources.is_empty() {
+        "nobody".to_string()
+    } else {
+        policy.admin_sources.join(", ")
+    };
     Ok(format!(
-        "firewalls {0}-fleet and {0}-master: SSH from {1}; ports 80, 443 open on master; agent and service ports between fleet droplets",
-        fleet,
-        if policy.admin_sources.is_empty() {
-            "nobody".to_string()
-        } else {
-            policy.admin_sources.join(", ")
-        }
+        "firewalls {fleet}-fleet and {fleet}-master: SSH from {admins}; ports {} open on master; \
+         agent and service ports between fleet droplets",
+        public.join(", ")
     ))
 }

@@ -334,7 +334,16 @@ impl Provider for DigitalOcean {
         if was_running {
             self.act(droplet, json!({"type": "power_off"})).await?;
         }
-        self.act(droplet, json!({"type": "resize", "size": size, "disk": false})).await?;
+        let resized =
+            self.act(droplet, json!({"type": "resize", "size": size, "disk": false})).await;
+        if let Err(err) = resized {
+            // Leave the droplet as it was found: running, at its old size.
+            if was_running && let Err(again) = self.act(droplet, json!({"type": "power_on"})).await
+            {
+                tracing::error!(droplet = %droplet.name, %again, "cannot power the droplet on again");
+            }
+            return Err(err);
+        }
         if was_running {
             self.act(droplet, json!({"type": "power_on"})).await?;
         }
