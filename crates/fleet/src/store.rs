@@ -139,6 +139,20 @@ impl StateStore {
         Ok(StateLock { file })
     }
 
+    /// Fails unless the state can be written, so a command learns it before changing a cloud
+    /// rather than after.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let probe = with_suffix(&self.path, &format!(".tmp.{}", std::process::id()));
+        let result = File::create(&probe).and_then(|_| fs::remove_file(&probe)).and_then(|()| {
+            if self.path.exists() {
+                OpenOptions::new().append(true).open(&self.path).map(drop)
+            } else {
+                Ok(())
+            }
+        });
+        result.map_err(|source| StoreError::Write { path: self.path.clone(), source })
+    }
+
     /// Writes the state atomically, keeping the previous version as the backup. Writing what
     /// the file already says does nothing, so the backup keeps the last real change.
     pub fn save(&self, _lock: &StateLock, state: &State) -> Result<(), StoreError> {

@@ -41,6 +41,9 @@ pub async fn converge(
     let store = context.store();
     let previous = store.load()?;
     refuse_another_fleet(&previous, &config.deploy, &store)?;
+    if lock.is_some() {
+        store.check_writable()?;
+    }
     let provider = context.provider(&config.deploy, &config.env, key.clone())?;
     super::config::check_sizes(config, provider.as_ref()).await?;
     let observed = provider.list().await?;

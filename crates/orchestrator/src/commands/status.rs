@@ -39,6 +39,9 @@ struct LoadBalancerView {
     config_applied_at: Option<String>,
     error: Option<String>,
     upstreams: Vec<crate::agent::api::UpstreamStatus>,
+    /// `route on droplet` for every target nginx sends no traffic to (its service does not
+    /// answer, or its droplet is down).
+    out_of_rotation: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,22 +119,8 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     }
 
     let load_balancer = load_balancer(&state).await;
-    if let Some(lb) = &load_balancer {
-        if let Some(error) = &lb.error {
-            issues.push(format!("load balancer: {error}"));
-        }
-        for upstream in &lb.upstreams {
-            for target in upstream.targets.iter().filter(|t| !t.in_rotation) {
-                issues.push(format!(
-                    "{} on {} ({}:{}) is out of rotation{}",
-                    upstream.route,
-                    target.droplet,
-                    target.address,
-                    target.port,
-                    target.last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
-                ));
-            }
-        }
+    if let Some(error) = load_balancer.as_ref().and_then(|lb| lb.error.as_ref()) {
+        issues.push(format!("load balancer: {error}"));
     }
     let healthy_droplets = droplets.iter().filter(|d| d.health == "healthy").count();
     let missing_secrets = crate::secrets::missing(env, &config.rows, deploy);
@@ -163,7 +152,18 @@ async fn load_balancer(state: &State) -> Option<LoadBalancerView> {
         crate::http::client().get(&url).timeout(Duration::from_secs(3)).send().await.ok()?;
     let status: crate::agent::api::LbStatus = answer.json().await.ok()?;
     let lb = status.load_balancer;
+    let out_of_rotation = status
+        .upstreams
+        .iter()
+        .flat_map(|u| {
+            u.targets
+                .iter()
+                .filter(|t| !t.in_rotation)
+                .map(move |t| format!("{} on {}", u.route, t.droplet))
+        })
+        .collect();
     Some(LoadBalancerView {
+        out_of_rotation,
         dashboard_url: lb.url.clone(),
         url: lb.url,
         nginx_running: lb.nginx_running,
@@ -269,7 +269,13 @@ fn print_status(status: &Status) {
                 lb.url,
                 lb.upstreams.len(),
                 lb.dashboard_url
-            )
+            );
+            if !lb.out_of_rotation.is_empty() {
+                crate::say!(
+                    "Out of rotation (nothing answers there yet, or the droplet is down): {}",
+                    lb.out_of_rotation.join("; ")
+                );
+            }
         }
         Some(_) => crate::say!("Load balancer: not running"),
         None => crate::say!("Load balancer: unknown (master's agent did not answer)"),

@@ -111,7 +111,10 @@ impl Nginx {
                     std::fs::read_to_string(self.runtime.join("nginx.out")).unwrap_or_default();
                 return Err(format!("nginx exited with {status}: {}", said.trim()));
             }
-            if tokio::net::TcpStream::connect(listen).await.is_ok() {
+            // Ready once it listens and has written its pid file, which is how later checks
+            // (and a restarted agent) recognise it.
+            if tokio::net::TcpStream::connect(listen).await.is_ok() && self.running_pid().is_some()
+            {
                 break;
             }
             if Instant::now() > deadline {
