@@ -5,6 +5,7 @@
 //! fleet, planning the actions that make the cloud agree, and keeping `infrastructure.json`.
 //! Apart from the state store, nothing here touches the network, the clock or the disk.
 
+pub mod consensus;
 pub mod deploy_config;
 pub mod desired;
 mod json;
