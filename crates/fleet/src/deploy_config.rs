@@ -25,6 +25,10 @@ pub struct DeploymentConfig {
     /// `{fleet_name}-{droplet}`, so several fleets can share one account.
     #[serde(default = "default_fleet_name")]
     pub fleet_name: String,
+    /// Whether `--orchestrate` snapshots each droplet it creates, so an automatic recovery has
+    /// something to restore; by default on the local cloud, where it is cheap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_new_droplets: Option<bool>,
     /// How many snapshots of each droplet `--cleanup` keeps.
     #[serde(default = "default_snapshot_retention")]
     pub snapshot_retention: u32,
@@ -151,6 +155,11 @@ pub struct ServiceConfig {
 }
 
 impl DeploymentConfig {
+    /// Whether new droplets are snapshotted right away.
+    pub fn snapshot_new_droplets(&self) -> bool {
+        self.snapshot_new_droplets.unwrap_or(self.provider == ProviderKind::Local)
+    }
+
     /// The load balancer's port.
     pub fn load_balancer_port(&self) -> u16 {
         self.load_balancer_port.unwrap_or(match self.provider {

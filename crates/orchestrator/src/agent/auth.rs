@@ -45,5 +45,13 @@ pub async fn require_signature(
         tracing::warn!(%path, sender, %refusal, "control request refused");
         return (StatusCode::UNAUTHORIZED, refusal.to_string()).into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    if let Some(signature) = signature {
+        request.extensions_mut().insert(Sender(signature.sender));
+    }
+    next.run(request).await
 }
+
+/// Who sent a request whose signature checked out; the name is part of what is signed.
+#[derive(Debug, Clone)]
+pub struct Sender(pub String);

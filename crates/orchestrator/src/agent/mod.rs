@@ -11,12 +11,15 @@ pub mod api;
 mod auth;
 mod dashboard;
 pub mod events;
+pub mod monitor;
+mod recovery;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -26,9 +29,10 @@ use fleet::Role;
 use serde::{Deserialize, Serialize};
 
 use self::api::{FleetUpdate, FleetUpdateAnswer};
-use self::events::Events;
-use crate::control::FleetKey;
+use self::auth::Sender;
+use self::events::{EventKind, Events};
 use crate::control::signing::Verifier;
+use crate::control::{AgentClient, FleetKey};
 use crate::lb::LoadBalancer;
 use crate::provider::local::manifest::{DATA_DIR, DropletManifest, KEY_FILE, PID_FILE, RUN_DIR};
 
@@ -66,6 +70,9 @@ pub struct AgentStatus {
     pub has_fleet_state: bool,
     /// Control requests refused since the agent started.
     pub refused_requests: u64,
+    /// The droplets this agent watches and what the fleet thinks of them.
+    #[serde(default)]
+    pub monitoring: monitor::MonitorView,
 }
 
 /// What `GET /health` answers.
@@ -78,7 +85,11 @@ pub struct AgentHealth {
 /// One running agent.
 pub struct Agent {
     droplet: DropletManifest,
+    dir: PathBuf,
     data_dir: PathBuf,
+    key: Option<FleetKey>,
+    monitor: monitor::Monitor,
+    events: Arc<Events>,
     started: Instant,
     started_at: String,
     verifier: Option<Verifier>,
@@ -95,13 +106,14 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
         .await
         .map_err(|source| AgentError::Listen { address, source })?;
 
-    let verifier = match FleetKey::load(&dir.join(KEY_FILE)) {
-        Ok(key) => Some(Verifier::new(key)),
+    let key = match FleetKey::load(&dir.join(KEY_FILE)) {
+        Ok(key) => Some(key),
         Err(err) => {
             tracing::warn!(%err, "no fleet key: control requests will be refused");
             None
         }
     };
+    let verifier = key.clone().map(Verifier::new);
     let events = Arc::new(Events::default());
     let lb = (droplet.role == Role::Master).then(|| {
         let runtime = dir.join(RUN_DIR).join("lb");
@@ -115,8 +127,12 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
     let data_dir = dir.join(DATA_DIR);
     let replica = read_replica(&data_dir);
     let agent = Arc::new(Agent {
+        monitor: monitor::Monitor::new(&droplet.name),
         droplet,
+        dir: dir.to_path_buf(),
         data_dir,
+        key,
+        events: Arc::clone(&events),
         started: Instant::now(),
         started_at: crate::clock::now_rfc3339(),
         verifier,
@@ -129,13 +145,17 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
         .map_err(|source| AgentError::PidFile { path: pid_path.clone(), source })?;
     tracing::info!(droplet = %agent.droplet.name, %address, pid = std::process::id(), "agent listening");
 
-    if let Some(lb) = &lb {
-        // A restarted master serves its last known fleet at once, before anyone pushes again.
-        if let Some(update) = replica {
+    // A restarted agent works from its last known fleet at once, before anyone pushes again.
+    if let Some(update) = replica {
+        agent.monitor.sync(&update.state);
+        if let Some(lb) = &lb {
             lb.apply(update.state, update.load_balancer).await;
         }
+    }
+    if let Some(lb) = &lb {
         tokio::spawn(Arc::clone(lb).run_checks(CHECK_INTERVAL));
     }
+    tokio::spawn(watch_peers(Arc::clone(&agent)));
 
     let served = axum::serve(listener, router(Arc::clone(&agent)))
         .with_graceful_shutdown(shutdown_signal())
@@ -149,9 +169,14 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
 }
 
 fn router(agent: Arc<Agent>) -> Router {
-    let signed = Router::new().route("/v1/fleet", post(receive_fleet)).route_layer(
-        axum::middleware::from_fn_with_state(Arc::clone(&agent), auth::require_signature),
-    );
+    let signed = Router::new()
+        .route("/v1/fleet", post(receive_fleet))
+        .route("/v1/report", post(receive_report))
+        .route("/v1/claim", post(receive_claim))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&agent),
+            auth::require_signature,
+        ));
     Router::new()
         .route("/health", get(health))
         .route("/status", get(status))
@@ -177,6 +202,7 @@ async fn status(State(agent): State<Arc<Agent>>) -> Json<AgentStatus> {
         started_at: agent.started_at.clone(),
         has_fleet_state: agent.replica.read().await.is_some(),
         refused_requests: agent.verifier.as_ref().map_or(0, |v| v.refusals.total()),
+        monitoring: agent.monitor.view(),
     })
 }
 
@@ -184,18 +210,121 @@ async fn receive_fleet(
     State(agent): State<Arc<Agent>>,
     Json(update): Json<FleetUpdate>,
 ) -> Response {
-    let text = serde_json::to_vec_pretty(&update).expect("a fleet update always serialises");
-    if let Err(err) = fleet::store::write_atomically(&agent.data_dir.join(REPLICA), &text, None) {
-        tracing::error!(%err, "cannot keep the fleet replica");
-        return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot keep the fleet state: {err}"))
-            .into_response();
+    match agent.take_fleet(update).await {
+        Ok(load_balancer) => {
+            Json(FleetUpdateAnswer { droplet: agent.droplet.name.clone(), load_balancer })
+                .into_response()
+        }
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err).into_response(),
     }
-    *agent.replica.write().await = Some(update.clone());
-    let load_balancer = match &agent.lb {
-        Some(lb) => Some(lb.apply(update.state, update.load_balancer).await),
-        None => None,
+}
+
+async fn receive_report(
+    State(agent): State<Arc<Agent>>,
+    Extension(Sender(from)): Extension<Sender>,
+    Json(report): Json<monitor::ReportMessage>,
+) -> Json<serde_json::Value> {
+    agent.monitor.record_report(&from, &report);
+    Json(serde_json::json!({}))
+}
+
+async fn receive_claim(
+    State(agent): State<Arc<Agent>>,
+    Extension(Sender(from)): Extension<Sender>,
+    Json(claim): Json<monitor::ClaimMessage>,
+) -> Json<serde_json::Value> {
+    agent
+        .events
+        .record(EventKind::Change, format!("{from} leads the recovery of {}", claim.target));
+    agent.monitor.record_claim(&from, &claim);
+    Json(serde_json::json!({}))
+}
+
+impl Agent {
+    /// Keeps a new fleet state: on disk, in memory, in the monitoring ring and, on master, in
+    /// the load balancer (whose report comes back).
+    pub async fn take_fleet(&self, update: FleetUpdate) -> Result<Option<api::LbReport>, String> {
+        let text = serde_json::to_vec_pretty(&update).expect("a fleet update always serialises");
+        if let Err(err) = fleet::store::write_atomically(&self.data_dir.join(REPLICA), &text, None)
+        {
+            tracing::error!(%err, "cannot keep the fleet replica");
+            return Err(format!("cannot keep the fleet state: {err}"));
+        }
+        self.monitor.sync(&update.state);
+        *self.replica.write().await = Some(update.clone());
+        Ok(match &self.lb {
+            Some(lb) => Some(lb.apply(update.state, update.load_balancer).await),
+            None => None,
+        })
+    }
+}
+
+/// Checks the peers the topology gives this agent, every second, for as long as it runs.
+async fn watch_peers(agent: Arc<Agent>) {
+    let http = crate::http::client();
+    loop {
+        // An agent whose every check fails is likely the one cut off: it slows down.
+        let pause = if agent.monitor.cut_off() { monitor::INTERVAL * 5 } else { monitor::INTERVAL };
+        tokio::time::sleep(pause).await;
+        let Some(state) = agent.replica.read().await.as_ref().map(|u| u.state.clone()) else {
+            continue;
+        };
+        let mut checks = tokio::task::JoinSet::new();
+        for target in agent.monitor.targets() {
+            let Some(droplet) = state.droplet(&target) else { continue };
+            let url = format!("http://{}:{}/health", droplet.ip, droplet.agent_port);
+            let http = http.clone();
+            checks.spawn(async move {
+                let result = match http.get(&url).timeout(monitor::TIMEOUT).send().await {
+                    Ok(answer) if answer.status().is_success() => Ok(()),
+                    Ok(answer) => Err(format!("HTTP {}", answer.status().as_u16())),
+                    Err(err) if err.is_timeout() => Err("timed out".to_string()),
+                    Err(_) => Err("not answering".to_string()),
+                };
+                (target, result)
+            });
+        }
+        while let Some(Ok((target, result))) = checks.join_next().await {
+            if let Some((report, fellows)) = agent.monitor.record_check(&target, result) {
+                send_report(&agent, &state, &report, fellows);
+            }
+        }
+        for target in agent.monitor.decide() {
+            tokio::spawn(recovery::run(Arc::clone(&agent), target));
+        }
+    }
+}
+
+/// Sends a suspicion (or its withdrawal) to the target's other monitors, without waiting.
+fn send_report(
+    agent: &Arc<Agent>,
+    state: &fleet::State,
+    report: &fleet::consensus::Report,
+    fellows: Vec<String>,
+) {
+    let Some(key) = agent.key.clone() else { return };
+    let message = match report {
+        fleet::consensus::Report::Suspect { target } => {
+            monitor::ReportMessage { target: target.clone(), suspect: true }
+        }
+        fleet::consensus::Report::Clear { target } => {
+            monitor::ReportMessage { target: target.clone(), suspect: false }
+        }
     };
-    Json(FleetUpdateAnswer { droplet: agent.droplet.name.clone(), load_balancer }).into_response()
+    let client = AgentClient::new(key, &agent.droplet.name);
+    for fellow in fellows {
+        let Some(droplet) = state.droplet(&fellow) else { continue };
+        let base = format!("http://{}:{}", droplet.ip, droplet.agent_port);
+        let (client, message) = (client.clone(), message.clone());
+        tokio::spawn(async move {
+            if let Err(err) = client
+                .post::<_, serde_json::Value>(&base, "/v1/report", &message, monitor::TIMEOUT * 2)
+                .await
+            {
+                tracing::debug!(%err, "a report did not reach a fellow monitor");
+            }
+        });
+    }
 }
 
 async fn lb_status(State(agent): State<Arc<Agent>>) -> Response {

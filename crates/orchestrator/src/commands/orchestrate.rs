@@ -47,10 +47,14 @@ pub async fn converge(
     let provider = context.provider(&config.deploy, &config.env, key.clone())?;
     super::config::check_sizes(config, provider.as_ref()).await?;
     let observed = provider.list().await?;
+    let replaced = replaced_while_away(&previous, &observed);
 
     let desired = DesiredFleet::from_config(&config.rows, &config.deploy);
     let plan = fleet::plan(&desired, &observed, &previous, force)?;
     if !context.json {
+        for line in &replaced {
+            crate::say!("{line}");
+        }
         for warning in config.warnings.iter().chain(&plan.warnings) {
             crate::say!("Warning: {warning}");
         }
@@ -100,6 +104,14 @@ pub async fn converge(
     let mut observed_after = provider.list().await?;
     for droplet in observed_after.iter_mut().filter(|d| d.status == DropletStatus::New) {
         *droplet = provider.wait_ready(droplet).await?;
+    }
+    if config.deploy.snapshot_new_droplets() {
+        // A first snapshot of every new droplet, so an automatic recovery can restore it.
+        for droplet in observed_after.iter().filter(|d| !observed.iter().any(|o| o.id == d.id)) {
+            if let Err(err) = provider.snapshot(droplet).await {
+                crate::say!("Warning: no first snapshot of {}: {err}", droplet.name);
+            }
+        }
     }
     let mut state = plan.state_after(&observed_after, &previous, provider.name());
     state.fleet = config.deploy.fleet_name.clone();
@@ -158,6 +170,29 @@ pub async fn converge(
         bail!("the load balancer kept its last good configuration: {error}");
     }
     Ok(())
+}
+
+/// Sentences about droplets the fleet replaced on its own since the state was written.
+pub(super) fn replaced_while_away(
+    previous: &State,
+    observed: &[fleet::ObservedDroplet],
+) -> Vec<String> {
+    let mut said = Vec::new();
+    for (name, recorded) in &previous.droplets {
+        if observed.iter().any(|d| d.id == recorded.id) {
+            continue;
+        }
+        if let Some(now) = observed.iter().find(|d| d.name == *name) {
+            said.push(format!(
+                "{name} was replaced while you were away (id {} → {}, address {} → {}); recording it",
+                recorded.id,
+                now.id,
+                recorded.ip,
+                now.ip.as_deref().unwrap_or("none")
+            ));
+        }
+    }
+    said
 }
 
 /// Refuses to plan when the state belongs to another fleet name or provider: the droplets it

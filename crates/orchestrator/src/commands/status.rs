@@ -67,12 +67,21 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let observed = provider.list().await?;
     let health = probe_all(&observed).await;
 
+    let replaced = super::orchestrate::replaced_while_away(&state, &observed);
+    let was_replaced =
+        |name: &str| replaced.iter().any(|line| line.starts_with(&format!("{name} was replaced")));
     let mut issues = state.validate();
+    issues.extend(
+        replaced
+            .iter()
+            .map(|line| line.replace("; recording it", "; run --orchestrate to record it")),
+    );
     let mut droplets = Vec::new();
     for name in state.droplet_names() {
         let record = &state.droplets[name];
         let live = observed.iter().find(|d| d.name == name && d.id == record.id);
         let health = match live {
+            None if was_replaced(name) => "replaced".to_string(),
             None => {
                 issues.push(format!("droplet {name} ({}) is missing at the provider; run --orchestrate to replace it", record.id));
                 "missing".to_string()
@@ -110,7 +119,9 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         });
     }
     for droplet in &observed {
-        if state.droplets.get(&droplet.name).is_none_or(|r| r.id != droplet.id) {
+        if state.droplets.get(&droplet.name).is_none_or(|r| r.id != droplet.id)
+            && !was_replaced(&droplet.name)
+        {
             issues.push(format!(
                 "droplet {} ({}) exists at the provider but not in the state; run --orchestrate to adopt or remove it",
                 droplet.name, droplet.id

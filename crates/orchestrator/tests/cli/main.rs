@@ -13,5 +13,6 @@ mod init;
 mod load_balancer;
 mod local_cloud;
 mod orchestrate;
+mod recovery;
 mod setup;
 mod status;

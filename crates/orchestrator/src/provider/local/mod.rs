@@ -129,10 +129,17 @@ impl LocalCloud {
         spec: &DropletSpec,
     ) -> Result<(PathBuf, DropletManifest), ProviderError> {
         let _guard = self.allocation.lock().await;
-        let taken: Vec<Ipv4Addr> = self.manifests()?.into_iter().map(|(_, m)| m.address).collect();
-        let address =
-            address::free_address(self.subnet, &taken, spec.agent_port).ok_or_else(|| {
-                ProviderError::NoAddress { name: spec.name.clone(), range: self.address_range() }
+        let mut taken: Vec<Ipv4Addr> =
+            self.manifests()?.into_iter().map(|(_, m)| m.address).collect();
+        // Like a cloud, an address just given up is not handed out again while others are free,
+        // so a replacement droplet is reached at a new address.
+        let in_use = taken.len();
+        taken.extend(self.retired());
+        let address = address::free_address(self.subnet, &taken, spec.agent_port)
+            .or_else(|| address::free_address(self.subnet, &taken[..in_use], spec.agent_port))
+            .ok_or_else(|| ProviderError::NoAddress {
+                name: spec.name.clone(),
+                range: self.address_range(),
             })?;
         let manifest = DropletManifest {
             id: new_id(),
@@ -168,6 +175,27 @@ impl LocalCloud {
         Ok(Self::observe(dir, manifest))
     }
 
+    /// Addresses of destroyed droplets, newest last.
+    fn retired(&self) -> Vec<Ipv4Addr> {
+        std::fs::read(self.root.join("retired-addresses.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn retire(&self, address: Ipv4Addr) {
+        let mut retired = self.retired();
+        retired.retain(|a| *a != address);
+        retired.push(address);
+        let keep = retired.len().saturating_sub(64);
+        let text = serde_json::to_vec(&retired[keep..]).expect("addresses always serialise");
+        if let Err(err) =
+            fleet::store::write_atomically(&self.root.join("retired-addresses.json"), &text, None)
+        {
+            tracing::warn!(%err, "cannot note a retired address");
+        }
+    }
+
     /// Kills every droplet of this cloud at once, with everything its agent started; for tests
     /// and emergencies, not for plans.
     pub fn kill_all(&self) {
@@ -199,8 +227,9 @@ impl Provider for LocalCloud {
     }
 
     async fn destroy(&self, droplet: &ObservedDroplet) -> Result<(), ProviderError> {
-        let (dir, _) = self.find(droplet)?;
+        let (dir, manifest) = self.find(droplet)?;
         process::stop(&dir).await;
+        self.retire(manifest.address);
         std::fs::remove_dir_all(&dir)
             .map_err(ProviderError::io(format!("remove {}", dir.display())))?;
         tracing::info!(droplet = %droplet.name, "droplet destroyed");

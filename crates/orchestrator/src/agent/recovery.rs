@@ -1,0 +1,157 @@
+//! Recovering a failed droplet, led by the monitor the consensus chose.
+//!
+//! In order: claim the recovery with the target's other monitors; take the droplet out of
+//! the load balancer; make sure the old droplet is gone (a paused one could wake up and
+//! answer beside its replacement); restore it from its newest snapshot (or create it anew
+//! when it has none); then hand the changed fleet state to every agent, so nginx, the
+//! monitoring ring and every replica point at the new address.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet::{DropletStatus, State};
+
+use super::Agent;
+use super::api::{FleetUpdate, FleetUpdateAnswer};
+use super::events::EventKind;
+use super::monitor::ClaimMessage;
+use crate::control::AgentClient;
+use crate::provider::local::LocalCloud;
+use crate::provider::{DropletSpec, Provider};
+
+/// Runs a recovery and reports how it went in the agent's events.
+pub async fn run(agent: Arc<Agent>, target: String) {
+    agent.events.record(
+        EventKind::Failure,
+        format!("{target} failed by the consensus of its monitors; recovering it"),
+    );
+    match recover(&agent, &target).await {
+        Ok(done) => agent.events.record(EventKind::Recovery, done),
+        Err(err) => {
+            agent.events.record(EventKind::Failure, format!("recovery of {target} failed: {err}"))
+        }
+    }
+    agent.monitor.recovery_ended(&target);
+}
+
+async fn recover(agent: &Agent, target: &str) -> Result<String, String> {
+    let Some(update) = agent.replica.read().await.clone() else {
+        return Err("this agent holds no fleet state".into());
+    };
+    let Some(key) = agent.key.clone() else {
+        return Err("this agent has no fleet key".into());
+    };
+    let client = AgentClient::new(key.clone(), &agent.droplet.name);
+    let mut state = update.state.clone();
+    let Some(record) = state.droplets.get(target).cloned() else {
+        return Err(format!("{target} is not in the fleet state"));
+    };
+
+    let claim = ClaimMessage { target: target.to_string(), lease_ms: agent.monitor.lease_ms() };
+    for fellow in fellow_monitors(&state, target, &agent.droplet.name) {
+        if let Some(base) = base_url(&state, &fellow) {
+            let _ = client
+                .post::<_, serde_json::Value>(&base, "/v1/claim", &claim, Duration::from_secs(2))
+                .await;
+        }
+    }
+
+    // Out of the load balancer first, so no request goes to it while it is replaced.
+    state.droplets.get_mut(target).expect("looked up above").status = DropletStatus::Off;
+    publish(agent, &client, &FleetUpdate { state: state.clone(), ..update.clone() }).await;
+
+    let provider = local_cloud(agent, &state, key)?;
+    let spec = DropletSpec {
+        name: target.to_string(),
+        role: record.role,
+        size: record.size.clone(),
+        region: record.region.clone(),
+        agent_port: record.agent_port,
+    };
+    for old in
+        provider.list().await.map_err(|e| e.to_string())?.into_iter().filter(|d| d.name == target)
+    {
+        provider
+            .destroy(&old)
+            .await
+            .map_err(|e| format!("cannot remove the failed {target}: {e}"))?;
+    }
+    let newest = provider
+        .snapshots()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|s| s.droplet_name == target)
+        .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    let (replacement, from) = match &newest {
+        Some(snapshot) => {
+            (provider.restore(snapshot, &spec).await, format!("snapshot {}", snapshot.name))
+        }
+        None => (provider.create(&spec).await, "a fresh droplet (it had no snapshot)".to_string()),
+    };
+    let replacement = replacement.map_err(|e| format!("cannot restore {target}: {e}"))?;
+
+    let new_ip = replacement.ip.clone().unwrap_or_default();
+    let entry = state.droplets.get_mut(target).expect("looked up above");
+    entry.id = replacement.id.clone();
+    entry.ip = new_ip.clone();
+    entry.status = DropletStatus::Active;
+    publish(agent, &client, &FleetUpdate { state, ..update }).await;
+    Ok(format!(
+        "{target} recovered from {from} at {new_ip} (was {}); the fleet's state is updated",
+        record.ip
+    ))
+}
+
+/// The local cloud this droplet lives in: its directory is `{root}/droplets/{id}`.
+fn local_cloud(
+    agent: &Agent,
+    state: &State,
+    key: crate::control::FleetKey,
+) -> Result<LocalCloud, String> {
+    if state.provider != "local" {
+        return Err(format!(
+            "droplets on {} cannot replace each other yet; run --orchestrate from the administrator's machine",
+            state.provider
+        ));
+    }
+    let root = agent
+        .dir
+        .parent()
+        .and_then(|droplets| droplets.parent())
+        .ok_or("the droplet directory has no cloud around it")?;
+    let binary =
+        std::env::current_exe().map_err(|e| format!("cannot find the orchestrator binary: {e}"))?;
+    LocalCloud::new(root, &binary, Some(key))
+        .map_err(|e| format!("cannot open the local cloud: {e}"))
+}
+
+/// Hands `update` to every running droplet, this one included.
+async fn publish(agent: &Agent, client: &AgentClient, update: &FleetUpdate) {
+    for (name, droplet) in &update.state.droplets {
+        if droplet.status != DropletStatus::Active {
+            continue;
+        }
+        if *name == agent.droplet.name {
+            if let Err(err) = agent.take_fleet(update.clone()).await {
+                tracing::warn!(%err, "this agent could not keep the recovered fleet state");
+            }
+            continue;
+        }
+        let base = format!("http://{}:{}", droplet.ip, droplet.agent_port);
+        if let Err(err) = client
+            .post::<_, FleetUpdateAnswer>(&base, "/v1/fleet", update, Duration::from_secs(10))
+            .await
+        {
+            tracing::warn!(droplet = %name, %err, "a droplet did not take the recovered fleet state");
+        }
+    }
+}
+
+fn fellow_monitors(state: &State, target: &str, me: &str) -> Vec<String> {
+    state.monitored_by(target).into_iter().filter(|m| m != me).collect()
+}
+
+fn base_url(state: &State, droplet: &str) -> Option<String> {
+    state.droplet(droplet).map(|d| format!("http://{}:{}", d.ip, d.agent_port))
+}

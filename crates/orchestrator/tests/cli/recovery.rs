@@ -1,0 +1,137 @@
+//! The fleet heals itself: real agents watch each other, agree on a failure, and the leader
+//! restores the failed droplet from its snapshot, with nobody at the keyboard.
+
+use std::time::Duration;
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use orchestrator::provider::local::manifest::running_agent;
+
+use crate::common::{TestFleet, eventually, http_get};
+
+fn agent_pid(fleet: &TestFleet, name: &str) -> i32 {
+    let id = fleet.state().droplets[name].id.clone();
+    running_agent(&fleet.path().join(".local-cloud/droplets").join(id)).expect("the agent runs")
+}
+
+/// The droplet named `name` as the agents now know it: master's replica.
+fn replica_droplet(fleet: &TestFleet, name: &str) -> (String, String) {
+    let master = fleet.state().droplets["master"].clone();
+    let status: serde_json::Value = serde_json::from_str(&http_get(&format!(
+        "http://{}:{}/lb-status",
+        master.ip, master.agent_port
+    )))
+    .unwrap_or_default();
+    let droplet = status["droplets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["name"] == name)
+        .cloned()
+        .unwrap_or_default();
+    (
+        droplet["address"].as_str().unwrap_or_default().to_string(),
+        droplet["health"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn a_killed_web_droplet_is_replaced_from_its_snapshot_without_anyone() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let before = fleet.state().droplets["web1"].clone();
+    // Power loss: the agent and everything it runs, at once.
+    signal::killpg(Pid::from_raw(agent_pid(&fleet, "web1")), Signal::SIGKILL).expect("kills");
+
+    eventually(45, "a new web1 in master's view of the fleet", || {
+        let (address, health) = replica_droplet(&fleet, "web1");
+        !address.is_empty() && address != before.ip && health == "healthy"
+    });
+    let (new_address, _) = replica_droplet(&fleet, "web1");
+    let master = fleet.state().droplets["master"].clone();
+    let lb: serde_json::Value = serde_json::from_str(&http_get(&format!(
+        "http://{}:{}/lb-status",
+        master.ip, master.agent_port
+    )))
+    .expect("json");
+    let targets = lb["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .find(|u| u["name"] == "hostomatic--prod--backend")
+        .expect("backend")["targets"]
+        .to_string();
+    assert!(
+        targets.contains(&new_address) && !targets.contains(&format!("\"{}\"", before.ip)),
+        "nginx routes to the replacement: {targets}"
+    );
+
+    let said = fleet.ok(&["--orchestrate"]);
+    assert!(said.contains("web1 was replaced while you were away"), "{said}");
+    let after = fleet.state().droplets["web1"].clone();
+    assert_ne!(after.id, before.id);
+    assert_eq!(fleet.state().validate(), Vec::<String>::new());
+    assert!(fleet.health()["web1"].contains("\"ok\""));
+}
+
+#[test]
+fn a_three_second_pause_replaces_nothing() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let before = fleet.state().droplets["web2"].id.clone();
+    let pid = Pid::from_raw(agent_pid(&fleet, "web2"));
+    signal::kill(pid, Signal::SIGSTOP).expect("stops");
+    std::thread::sleep(Duration::from_secs(3));
+    signal::kill(pid, Signal::SIGCONT).expect("continues");
+    std::thread::sleep(Duration::from_secs(10));
+    let status = fleet.json(&["--status"]);
+    let web2 = status["droplets"]
+        .as_array()
+        .expect("droplets")
+        .iter()
+        .find(|d| d["name"] == "web2")
+        .expect("web2")
+        .clone();
+    assert_eq!(web2["health"], "healthy");
+    assert_eq!(fleet.state().droplets["web2"].id, before);
+    let ids: Vec<String> = std::fs::read_dir(fleet.path().join(".local-cloud/droplets"))
+        .expect("lists")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(ids.contains(&before), "web2 was not replaced");
+}
+
+#[test]
+fn forged_and_unsigned_reports_are_refused() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let master = fleet.state().droplets["master"].clone();
+    let base = format!("http://{}:{}", master.ip, master.agent_port);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        orchestrator::http::install_crypto_provider();
+        let report = serde_json::json!({"target": "web1", "suspect": true});
+        let unsigned = reqwest::Client::new()
+            .post(format!("{base}/v1/report"))
+            .json(&report)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(unsigned.status().as_u16(), 401);
+        let forged = orchestrator::control::AgentClient::new(
+            orchestrator::control::FleetKey::generate(),
+            "web2",
+        );
+        let answer = forged
+            .post::<_, serde_json::Value>(&base, "/v1/report", &report, Duration::from_secs(2))
+            .await;
+        assert!(answer.expect_err("refused").to_string().contains("401"));
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&http_get(&format!("{base}/status"))).expect("json");
+    assert_eq!(status["refused_requests"], 2);
+    let watches = status["monitoring"]["watches"].as_array().expect("master watches");
+    assert!(watches.iter().all(|w| w["verdict"] == "healthy"), "{watches:?}");
+}
