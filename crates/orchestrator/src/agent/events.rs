@@ -22,8 +22,12 @@ pub struct Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
+    /// A droplet failed, or its recovery did.
     Failure,
+    /// A droplet was recovered.
     Recovery,
+    /// A load-balancer target left or rejoined rotation.
+    Rotation,
     Change,
 }
 

@@ -42,6 +42,8 @@ struct LoadBalancerView {
     /// `route on droplet` for every target nginx sends no traffic to (its service does not
     /// answer, or its droplet is down).
     out_of_rotation: Vec<String>,
+    /// Recent failures, recoveries and changes on master, newest first.
+    recent_events: Vec<crate::agent::events::Event>,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +58,10 @@ struct DropletView {
     health: String,
     monitors: Vec<String>,
     monitored_by: Vec<String>,
+    /// Each monitor's last check of this droplet and the fleet's verdict, as it reports them.
+    seen_by_monitors: Vec<String>,
+    /// Control requests this droplet's agent refused (unsigned, forged, stale, replayed).
+    refused_requests: u64,
 }
 
 pub async fn run(context: &Context) -> anyhow::Result<()> {
@@ -66,6 +72,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let provider = context.provider(deploy, env, None)?;
     let observed = provider.list().await?;
     let health = probe_all(&observed).await;
+    let reports = agent_reports(&observed).await;
 
     let replaced = super::orchestrate::replaced_while_away(&state, &observed);
     let was_replaced =
@@ -116,6 +123,8 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
             health,
             monitors: record.monitors.clone(),
             monitored_by: state.monitored_by(name),
+            seen_by_monitors: seen_by_monitors(&reports, name),
+            refused_requests: reports.get(name).map_or(0, |r| r.refused_requests),
         });
     }
     for droplet in &observed {
@@ -175,6 +184,7 @@ async fn load_balancer(state: &State) -> Option<LoadBalancerView> {
         .collect();
     Some(LoadBalancerView {
         out_of_rotation,
+        recent_events: status.events.clone(),
         dashboard_url: lb.url.clone(),
         url: lb.url,
         nginx_running: lb.nginx_running,
@@ -185,6 +195,42 @@ async fn load_balancer(state: &State) -> Option<LoadBalancerView> {
 }
 
 /// Asks every running droplet's agent for `/health`, all at once.
+/// What one agent's `/status` says, by droplet name: its monitoring and refused requests.
+type AgentReports = BTreeMap<String, crate::agent::AgentStatus>;
+
+/// Asks every running droplet's agent for `/status`, all at once.
+async fn agent_reports(observed: &[ObservedDroplet]) -> AgentReports {
+    let http = crate::http::client();
+    let mut asks = JoinSet::new();
+    for droplet in observed.iter().filter(|d| d.status == DropletStatus::Active) {
+        let Some(ip) = droplet.ip.clone() else { continue };
+        let url = format!("http://{ip}:{}/status", droplet.agent_port);
+        let (http, name) = (http.clone(), droplet.name.clone());
+        asks.spawn(async move {
+            let answer = http.get(&url).timeout(Duration::from_secs(2)).send().await.ok()?;
+            Some((name, answer.json::<crate::agent::AgentStatus>().await.ok()?))
+        });
+    }
+    let mut reports = BTreeMap::new();
+    while let Some(joined) = asks.join_next().await {
+        if let Ok(Some((name, status))) = joined {
+            reports.insert(name, status);
+        }
+    }
+    reports
+}
+
+/// How each monitor of `droplet` sees it: `master: ok; web2: timed out`.
+fn seen_by_monitors(reports: &AgentReports, droplet: &str) -> Vec<String> {
+    reports
+        .iter()
+        .filter_map(|(monitor, status)| {
+            let watch = status.monitoring.watches.iter().find(|w| w.target == droplet)?;
+            Some(format!("{monitor}: {} ({})", watch.last_check, watch.verdict))
+        })
+        .collect()
+}
+
 async fn probe_all(observed: &[ObservedDroplet]) -> BTreeMap<String, String> {
     let http = crate::http::client();
     let mut probes = JoinSet::new();
@@ -273,6 +319,41 @@ fn print_status(status: &Status) {
         );
     }
 
+    for droplet in status.droplets.iter().filter(|d| !d.seen_by_monitors.is_empty()) {
+        crate::say!(
+            "{} as its monitors see it: {}",
+            droplet.name,
+            droplet.seen_by_monitors.join("; ")
+        );
+    }
+    let refused: Vec<String> = status
+        .droplets
+        .iter()
+        .filter(|d| d.refused_requests > 0)
+        .map(|d| format!("{} {}", d.name, d.refused_requests))
+        .collect();
+    if !refused.is_empty() {
+        crate::say!(
+            "Refused control requests (unsigned, forged, stale or replayed): {}",
+            refused.join(", ")
+        );
+    }
+    if let Some(lb) = &status.load_balancer {
+        for event in lb
+            .recent_events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    crate::agent::events::EventKind::Failure
+                        | crate::agent::events::EventKind::Recovery
+                )
+            })
+            .take(5)
+        {
+            crate::say!("Recent {:?}: {} {}", event.kind, event.at, event.message);
+        }
+    }
     match &status.load_balancer {
         Some(lb) if lb.nginx_running => {
             crate::say!(

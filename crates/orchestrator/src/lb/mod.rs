@@ -122,14 +122,14 @@ impl LoadBalancer {
                         Some(Transition::TakenOut) => {
                             let why = outcome.err().unwrap_or_default();
                             self.events.record(
-                                EventKind::Failure,
+                                EventKind::Rotation,
                                 format!("{droplet}:{port} taken out of rotation: {why}"),
                             );
                             changed = true;
                         }
                         Some(Transition::PutBack) => {
                             self.events.record(
-                                EventKind::Recovery,
+                                EventKind::Rotation,
                                 format!("{droplet}:{port} back in rotation"),
                             );
                             changed = true;

@@ -134,4 +134,14 @@ fn forged_and_unsigned_reports_are_refused() {
     assert_eq!(status["refused_requests"], 2);
     let watches = status["monitoring"]["watches"].as_array().expect("master watches");
     assert!(watches.iter().all(|w| w["verdict"] == "healthy"), "{watches:?}");
+
+    eventually(10, "the monitors to have checked web1", || {
+        let status = fleet.json(&["--status"]);
+        let droplets = status["droplets"].as_array().cloned().unwrap_or_default();
+        let master = droplets.iter().find(|d| d["name"] == "master").cloned().unwrap_or_default();
+        let web1 = droplets.iter().find(|d| d["name"] == "web1").cloned().unwrap_or_default();
+        master["refused_requests"] == 2
+            && web1["seen_by_monitors"].to_string().contains("master: ok (healthy)")
+            && web1["seen_by_monitors"].to_string().contains("web2: ok (healthy)")
+    });
 }
