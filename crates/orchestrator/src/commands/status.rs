@@ -138,7 +138,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         }
     }
 
-    let load_balancer = load_balancer(&state).await;
+    let load_balancer = load_balancer(&observed).await;
     if let Some(error) = load_balancer.as_ref().and_then(|lb| lb.error.as_ref()) {
         issues.push(format!("load balancer: {error}"));
     }
@@ -165,9 +165,12 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
 }
 
 /// Asks master's agent how the load balancer is doing.
-async fn load_balancer(state: &State) -> Option<LoadBalancerView> {
-    let master = state.master().filter(|m| m.status == DropletStatus::Active)?;
-    let url = format!("http://{}:{}/lb-status", master.ip, master.agent_port);
+/// Asks master's agent, wherever the cloud says it is now, how the load balancer is doing.
+async fn load_balancer(observed: &[ObservedDroplet]) -> Option<LoadBalancerView> {
+    let master = observed
+        .iter()
+        .find(|d| d.name == fleet::model::MASTER && d.status == DropletStatus::Active)?;
+    let url = format!("http://{}:{}/lb-status", master.ip.as_ref()?, master.agent_port);
     let answer =
         crate::http::client().get(&url).timeout(Duration::from_secs(3)).send().await.ok()?;
     let status: crate::agent::api::LbStatus = answer.json().await.ok()?;

@@ -145,3 +145,23 @@ fn forged_and_unsigned_reports_are_refused() {
             && web1["seen_by_monitors"].to_string().contains("web2: ok (healthy)")
     });
 }
+
+#[test]
+fn a_killed_master_is_replaced_by_its_web_droplets_and_the_load_balancer_returns() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let before = fleet.state().droplets["master"].clone();
+    signal::killpg(Pid::from_raw(agent_pid(&fleet, "master")), Signal::SIGKILL).expect("kills");
+
+    eventually(45, "a new master with its load balancer", || {
+        let status = fleet.json(&["--status"]);
+        let url = status["load_balancer"]["url"].as_str().unwrap_or_default().to_string();
+        !url.is_empty()
+            && !url.contains(&before.ip)
+            && http_get(&format!("{url}health")).contains("load-balancer")
+    });
+    let said = fleet.ok(&["--orchestrate"]);
+    assert!(said.contains("master was replaced while you were away"), "{said}");
+    assert_ne!(fleet.state().droplets["master"].id, before.id);
+    assert_eq!(fleet.state().validate(), Vec::<String>::new());
+}
