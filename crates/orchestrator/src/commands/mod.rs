@@ -7,6 +7,7 @@ mod config;
 mod init;
 mod orchestrate;
 mod publish;
+mod recover;
 mod scale;
 mod services;
 mod setup;
@@ -42,16 +43,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         yes: cli.yes,
         lock_wait: Duration::from_secs(cli.lock_wait),
     };
-    if cli.dry_run
-        && !(cli.orchestrate || cli.cleanup || cli.scale.is_some() || cli.update_ip.is_some())
-    {
-        bail!("--dry-run goes with --orchestrate, --scale, --cleanup or --update-ip");
+    let changes = cli.orchestrate || cli.cleanup || cli.recover.is_some() || cli.scale.is_some();
+    if cli.dry_run && !(changes || cli.update_ip.is_some()) {
+        bail!("--dry-run goes with --orchestrate, --scale, --recover, --cleanup or --update-ip");
     }
     if cli.force && !cli.orchestrate {
         bail!("--force goes with --orchestrate");
     }
-    if cli.yes && !(cli.orchestrate || cli.cleanup || cli.scale.is_some()) {
-        bail!("--yes goes with --orchestrate, --scale or --cleanup");
+    if cli.yes && !changes {
+        bail!("--yes goes with --orchestrate, --scale, --recover or --cleanup");
     }
     if cli.setup {
         setup::run(&context)
@@ -61,6 +61,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         orchestrate::run(&context, cli.force).await
     } else if let Some(arguments) = cli.services {
         services::run(&context, &arguments[0], &arguments[1]).await
+    } else if let Some(name) = &cli.recover {
+        recover::run(&context, name).await
     } else if cli.cleanup {
         cleanup::run(&context).await
     } else if cli.status {

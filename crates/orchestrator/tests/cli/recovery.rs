@@ -165,3 +165,19 @@ fn a_killed_master_is_replaced_by_its_web_droplets_and_the_load_balancer_returns
     assert_ne!(fleet.state().droplets["master"].id, before.id);
     assert_eq!(fleet.state().validate(), Vec::<String>::new());
 }
+
+#[test]
+fn recover_by_hand_replaces_a_droplet_from_its_snapshot() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let before = fleet.state().droplets["web2"].clone();
+    assert!(fleet.fails(&["--recover", "web2"]).contains("re-run with --yes"));
+    assert!(fleet.fails(&["--recover", "web9", "--yes"]).contains("web9 is not in"));
+    let done = fleet.json(&["--recover", "web2", "--yes"]);
+    assert!(done["from"].as_str().expect("from").starts_with("snapshot web2-"), "{done}");
+    let after = fleet.state().droplets["web2"].clone();
+    assert_ne!(after.id, before.id);
+    assert_ne!(after.ip, before.ip);
+    assert!(fleet.health()["web2"].contains("\"ok\""));
+    assert_eq!(fleet.json(&["--orchestrate"])["plan"], serde_json::json!([]));
+}
