@@ -11,6 +11,7 @@ pub mod api;
 mod auth;
 mod dashboard;
 pub mod events;
+pub mod metrics;
 pub mod monitor;
 mod recovery;
 
@@ -89,6 +90,7 @@ pub struct Agent {
     data_dir: PathBuf,
     key: Option<FleetKey>,
     monitor: monitor::Monitor,
+    metrics: metrics::Metrics,
     events: Arc<Events>,
     started: Instant,
     started_at: String,
@@ -128,6 +130,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
     let replica = read_replica(&data_dir);
     let agent = Arc::new(Agent {
         monitor: monitor::Monitor::new(&droplet.name),
+        metrics: metrics::Metrics::new(),
         droplet,
         dir: dir.to_path_buf(),
         data_dir,
@@ -182,6 +185,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/status", get(status))
         .route("/lb-status", get(lb_status))
         .route("/dashboard", get(dashboard))
+        .route("/metrics", get(metrics_text))
         .merge(signed)
         .with_state(agent)
 }
@@ -219,11 +223,27 @@ async fn receive_fleet(
     }
 }
 
+async fn metrics_text(State(agent): State<Arc<Agent>>) -> Response {
+    if let Some(verifier) = &agent.verifier {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counts = &verifier.refusals;
+        agent.metrics.refused("unsigned", counts.unsigned.load(Relaxed));
+        agent.metrics.refused("bad_signature", counts.bad_signature.load(Relaxed));
+        agent.metrics.refused("stale", counts.stale.load(Relaxed));
+        agent.metrics.refused("replayed", counts.replayed.load(Relaxed));
+    }
+    let suspected = agent.monitor.view().watches.iter().filter(|w| w.verdict != "healthy").count();
+    agent.metrics.set_suspicions(suspected);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], agent.metrics.render())
+        .into_response()
+}
+
 async fn receive_report(
     State(agent): State<Arc<Agent>>,
     Extension(Sender(from)): Extension<Sender>,
     Json(report): Json<monitor::ReportMessage>,
 ) -> Json<serde_json::Value> {
+    agent.metrics.report("received", report.suspect);
     agent.monitor.record_report(&from, &report);
     Json(serde_json::json!({}))
 }
@@ -275,17 +295,22 @@ async fn watch_peers(agent: Arc<Agent>) {
             let url = format!("http://{}:{}/health", droplet.ip, droplet.agent_port);
             let http = http.clone();
             checks.spawn(async move {
+                let started = std::time::Instant::now();
                 let result = match http.get(&url).timeout(monitor::TIMEOUT).send().await {
                     Ok(answer) if answer.status().is_success() => Ok(()),
                     Ok(answer) => Err(format!("HTTP {}", answer.status().as_u16())),
                     Err(err) if err.is_timeout() => Err("timed out".to_string()),
                     Err(_) => Err("not answering".to_string()),
                 };
-                (target, result)
+                (target, result, started.elapsed().as_secs_f64())
             });
         }
-        while let Some(Ok((target, result))) = checks.join_next().await {
+        while let Some(Ok((target, result, seconds))) = checks.join_next().await {
+            agent.metrics.check(&target, result.is_ok(), seconds);
             if let Some((report, fellows)) = agent.monitor.record_check(&target, result) {
+                agent
+                    .metrics
+                    .report("sent", matches!(report, fleet::consensus::Report::Suspect { .. }));
                 send_report(&agent, &state, &report, fellows);
             }
         }

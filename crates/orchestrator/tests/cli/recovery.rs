@@ -181,3 +181,18 @@ fn recover_by_hand_replaces_a_droplet_from_its_snapshot() {
     assert!(fleet.health()["web2"].contains("\"ok\""));
     assert_eq!(fleet.json(&["--orchestrate"])["plan"], serde_json::json!([]));
 }
+
+#[test]
+fn every_agent_serves_prometheus_metrics() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let web1 = fleet.state().droplets["web1"].clone();
+    let url = format!("http://{}:{}/metrics", web1.ip, web1.agent_port);
+    eventually(10, "checks to be counted", || {
+        http_get(&url).contains("orchestrator_peer_checks_total{target=\"master\",result=\"ok\"}")
+    });
+    let text = http_get(&url);
+    for metric in ["orchestrator_peer_check_seconds_bucket", "orchestrator_suspicions 0"] {
+        assert!(text.contains(metric), "{metric} missing from:\n{text}");
+    }
+}
