@@ -196,3 +196,69 @@ fn every_agent_serves_prometheus_metrics() {
         assert!(text.contains(metric), "{metric} missing from:\n{text}");
     }
 }
+
+#[test]
+fn two_neighbours_killed_together_are_both_replaced_in_a_larger_fleet() {
+    let fleet = TestFleet::example();
+    fleet.write(
+        "config/projects.csv",
+        crate::common::csv(&["hostomatic,6,s-2vcpu-4gb,s-2vcpu-4gb"]),
+    );
+    fleet.ok(&["--orchestrate"]);
+    let before = fleet.state();
+    for name in ["web2", "web3"] {
+        signal::killpg(Pid::from_raw(agent_pid(&fleet, name)), Signal::SIGKILL).expect("kills");
+    }
+    eventually(60, "both neighbours replaced", || {
+        ["web2", "web3"].iter().all(|name| {
+            let (address, health) = replica_droplet(&fleet, name);
+            address != before.droplets[*name].ip && health == "healthy"
+        })
+    });
+    fleet.ok(&["--orchestrate"]);
+    assert_eq!(fleet.state().validate(), Vec::<String>::new());
+    assert_eq!(fleet.agent_pids().len(), 6, "exactly one of each droplet");
+}
+
+#[test]
+fn a_flapping_droplet_is_not_replaced() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let before = fleet.state().droplets["web1"].id.clone();
+    let pid = Pid::from_raw(agent_pid(&fleet, "web1"));
+    for _ in 0..6 {
+        signal::kill(pid, Signal::SIGSTOP).expect("stops");
+        std::thread::sleep(Duration::from_millis(1500));
+        signal::kill(pid, Signal::SIGCONT).expect("continues");
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let ids: Vec<String> = std::fs::read_dir(fleet.path().join(".local-cloud/droplets"))
+        .expect("lists")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(ids.contains(&before), "web1 was not replaced");
+    assert_eq!(ids.len(), 3);
+}
+
+#[test]
+fn a_droplet_paused_for_ten_seconds_is_replaced_and_the_paused_one_removed() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let before = fleet.state().droplets["web2"].clone();
+    let pid = Pid::from_raw(agent_pid(&fleet, "web2"));
+    signal::kill(pid, Signal::SIGSTOP).expect("stops");
+    eventually(45, "web2 replaced", || {
+        let (address, health) = replica_droplet(&fleet, "web2");
+        address != before.ip && !address.is_empty() && health == "healthy"
+    });
+    let _ = signal::kill(pid, Signal::SIGCONT);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the paused droplet was removed before its replacement started"
+    );
+    assert_eq!(fleet.agent_pids().len(), 3);
+}
