@@ -83,11 +83,22 @@ impl Monitor {
 
     /// Takes the topology of a new fleet state; a changed ring starts the consensus afresh.
     pub fn sync(&self, state: &State) {
-        let topology: BTreeMap<String, Vec<String>> =
+        // The ring and every address: a droplet replaced on a new address starts with a clean
+        // slate, without suspicions of the one it replaced.
+        let topology: BTreeMap<String, Vec<String>> = state
+            .droplets
+            .iter()
+            .map(|(name, d)| {
+                let mut key = d.monitors.clone();
+                key.push(format!("{}:{}", d.ip, d.agent_port));
+                (name.clone(), key)
+            })
+            .collect();
+        let monitors: BTreeMap<String, Vec<String>> =
             state.droplets.iter().map(|(name, d)| (name.clone(), d.monitors.clone())).collect();
         let mut inner = self.lock();
         if inner.topology != topology || inner.consensus.is_none() {
-            inner.consensus = Some(Consensus::new(&self.me, &topology, Settings::default()));
+            inner.consensus = Some(Consensus::new(&self.me, &monitors, Settings::default()));
             inner.topology = topology;
             inner.last_check.clear();
         }

@@ -47,7 +47,16 @@ pub async fn converge(
     let provider = context.provider(&config.deploy, &config.env, key.clone())?;
     super::config::check_sizes(config, provider.as_ref()).await?;
     let observed = provider.list().await?;
-    let replaced = replaced_while_away(&previous, &observed);
+    let replaced: Vec<String> = replaced_while_away(&previous, &observed)
+        .into_iter()
+        .map(|line| {
+            if context.dry_run {
+                line.replace("recording it", "--orchestrate records it")
+            } else {
+                line
+            }
+        })
+        .collect();
 
     let desired = DesiredFleet::from_config(&config.rows, &config.deploy);
     let plan = fleet::plan(&desired, &observed, &previous, force)?;

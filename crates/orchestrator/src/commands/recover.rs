@@ -33,6 +33,17 @@ pub async fn run(context: &Context, name: &str) -> anyhow::Result<()> {
         );
     };
     let provider = context.provider(&config.deploy, &config.env, Some(key.clone()))?;
+    let replaced = super::orchestrate::replaced_while_away(&state, &provider.list().await?);
+    if !replaced.is_empty() {
+        bail!(
+            "the state file is behind the fleet; run --orchestrate first to record what changed:\n  {}",
+            replaced
+                .iter()
+                .map(|l| l.replace("; recording it", ""))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
     let newest = provider
         .snapshots()
         .await?
@@ -44,7 +55,13 @@ pub async fn run(context: &Context, name: &str) -> anyhow::Result<()> {
     });
     let what = format!("recovering {name} destroys it and restores it from {from}");
     if context.dry_run {
-        crate::say!("Would be {what}.");
+        if context.json {
+            output::print_json(
+                &serde_json::json!({"dry_run": true, "droplet": name, "from": from}),
+            );
+        } else {
+            crate::say!("Would recover {name}: destroy it and restore it from {from}.");
+        }
         return Ok(());
     }
     if !context.yes {

@@ -86,9 +86,12 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let mut droplets = Vec::new();
     for name in state.droplet_names() {
         let record = &state.droplets[name];
-        let live = observed.iter().find(|d| d.name == name && d.id == record.id);
+        // A droplet the fleet replaced on its own is shown as it is now.
+        let live = observed
+            .iter()
+            .find(|d| d.name == name && d.id == record.id)
+            .or_else(|| observed.iter().find(|d| d.name == name).filter(|_| was_replaced(name)));
         let health = match live {
-            None if was_replaced(name) => "replaced".to_string(),
             None => {
                 issues.push(format!("droplet {name} ({}) is missing at the provider; run --orchestrate to replace it", record.id));
                 "missing".to_string()
@@ -107,7 +110,9 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
                 health
             }
         };
-        if let Some(ip) = live.and_then(|d| d.ip.as_ref()).filter(|ip| **ip != record.ip) {
+        if let Some(ip) =
+            live.and_then(|d| d.ip.as_ref()).filter(|ip| **ip != record.ip && !was_replaced(name))
+        {
             issues.push(format!(
                 "droplet {name} now has address {ip}, not {}; run --orchestrate to record it",
                 record.ip
@@ -116,7 +121,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         droplets.push(DropletView {
             name: name.to_string(),
             role: record.role.to_string(),
-            ip: record.ip.clone(),
+            ip: live.and_then(|d| d.ip.clone()).unwrap_or_else(|| record.ip.clone()),
             size: record.size.clone(),
             region: record.region.clone(),
             agent_port: record.agent_port,
@@ -151,7 +156,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         provider: provider.name().to_string(),
         state_file: store.path().display().to_string(),
         monitoring: monitoring_notes(&state),
-        summary: state.summary(),
+        summary: fleet::state::Summary { issues: issues.len(), ..state.summary() },
         projects: state.projects.clone(),
         droplets,
         issues,

@@ -66,6 +66,23 @@ fn a_killed_web_droplet_is_replaced_from_its_snapshot_without_anyone() {
         "nginx routes to the replacement: {targets}"
     );
 
+    let status = fleet.json(&["--status"]);
+    assert_eq!(status["summary"]["issues"], status["issues"].as_array().expect("issues").len());
+    assert!(status["issues"].to_string().contains("web1 was replaced while you were away"));
+    let web1 = status["droplets"]
+        .as_array()
+        .expect("droplets")
+        .iter()
+        .find(|d| d["name"] == "web1")
+        .expect("web1")
+        .clone();
+    assert_eq!(web1["ip"], new_address.as_str(), "status shows the droplet as it is now");
+    let behind = fleet.fails(&["--recover", "web2", "--yes"]);
+    assert!(
+        behind.contains("the state file is behind the fleet; run --orchestrate first"),
+        "{behind}"
+    );
+
     let said = fleet.ok(&["--orchestrate"]);
     assert!(said.contains("web1 was replaced while you were away"), "{said}");
     let after = fleet.state().droplets["web1"].clone();

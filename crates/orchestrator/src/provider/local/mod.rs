@@ -203,6 +203,7 @@ impl LocalCloud {
             if let Some(pid) = manifest::running_agent(&dir) {
                 process::kill_droplet(pid);
             }
+            process::kill_leftovers(&dir);
         }
     }
 }

@@ -80,6 +80,8 @@ pub async fn start(
 /// then SIGKILL to whatever is left of the droplet's process group.
 pub async fn stop(dir: &Path) {
     let Some(pid) = manifest::running_agent(dir) else {
+        // The agent is gone, but what it started (nginx, its workers) may live on.
+        kill_leftovers(dir);
         return;
     };
     let _ = signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
@@ -92,7 +94,38 @@ pub async fn stop(dir: &Path) {
         sleep(Duration::from_millis(25)).await;
     }
     kill_droplet(pid);
+    kill_leftovers(dir);
     let _ = std::fs::remove_file(dir.join(PID_FILE));
+}
+
+/// Kills what is left of the droplet in `dir`: its agent and nginx processes (found by their
+/// command line naming the directory), each with its whole process group, since nginx's
+/// workers name nothing but share their master's group.
+pub fn kill_leftovers(dir: &Path) {
+    let wanted = dir.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let names_dir = cmdline.windows(wanted.len()).any(|window| window == wanted);
+        let ours =
+            cmdline.starts_with(b"nginx") || cmdline.windows(14).any(|w| w == b"--droplet-dir\0");
+        if !names_dir || !ours {
+            continue;
+        }
+        let group = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
+            stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse::<i32>().ok()
+        });
+        match group {
+            // Never the group of the command that is cleaning up.
+            Some(group) if group > 1 && group != nix::unistd::getpgrp().as_raw() => {
+                let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+            }
+            _ => {
+                let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
 }
 
 /// Kills the process group an agent leads: the agent and everything it started, the way a
