@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. As root on Debian it first installs the system programs the
-# tests drive for real (nginx, a headless Chromium).
+# tests drive for real (nginx, a headless Chromium, iptables for network partitions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-packages.sh nginx chromium-headless-shell
+scripts/install-packages.sh nginx chromium-headless-shell iptables
 cargo test --workspace --locked

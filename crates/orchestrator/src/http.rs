@@ -15,8 +15,16 @@ pub fn install_crypto_provider() {
 
 /// An HTTP client with the program's defaults.
 pub fn client() -> reqwest::Client {
+    client_from(None)
+}
+
+/// An HTTP client whose connections leave from `address`: a droplet's traffic comes from the
+/// droplet's own address, as on a real network, so a firewall rule between two droplets
+/// (or a test's partition) applies to it.
+pub fn client_from(address: Option<std::net::IpAddr>) -> reqwest::Client {
     install_crypto_provider();
     reqwest::Client::builder()
+        .local_address(address.filter(|a| !a.is_unspecified()))
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("orchestrator/", env!("CARGO_PKG_VERSION")))

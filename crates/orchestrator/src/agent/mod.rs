@@ -281,7 +281,7 @@ impl Agent {
 
 /// Checks the peers the topology gives this agent, every second, for as long as it runs.
 async fn watch_peers(agent: Arc<Agent>) {
-    let http = crate::http::client();
+    let http = crate::http::client_from(Some(agent.droplet.address.into()));
     loop {
         // An agent whose every check fails is likely the one cut off: it slows down.
         let pause = if agent.monitor.cut_off() { monitor::INTERVAL * 5 } else { monitor::INTERVAL };
@@ -336,7 +336,7 @@ fn send_report(
             monitor::ReportMessage { target: target.clone(), suspect: false }
         }
     };
-    let client = AgentClient::new(key, &agent.droplet.name);
+    let client = AgentClient::from_droplet(key, &agent.droplet.name, agent.droplet.address.into());
     for fellow in fellows {
         let Some(droplet) = state.droplet(&fellow) else { continue };
         let base = format!("http://{}:{}", droplet.ip, droplet.agent_port);

@@ -41,7 +41,8 @@ async fn recover(agent: &Agent, target: &str) -> Result<String, String> {
     let Some(key) = agent.key.clone() else {
         return Err("this agent has no fleet key".into());
     };
-    let client = AgentClient::new(key.clone(), &agent.droplet.name);
+    let client =
+        AgentClient::from_droplet(key.clone(), &agent.droplet.name, agent.droplet.address.into());
     let mut state = update.state.clone();
     let Some(record) = state.droplets.get(target).cloned() else {
         return Err(format!("{target} is not in the fleet state"));

@@ -33,6 +33,15 @@ impl AgentClient {
         AgentClient { http: crate::http::client(), key, sender: sender.to_string() }
     }
 
+    /// A client for a droplet's agent, whose requests leave from the droplet's address.
+    pub fn from_droplet(key: FleetKey, sender: &str, address: std::net::IpAddr) -> AgentClient {
+        AgentClient {
+            http: crate::http::client_from(Some(address)),
+            key,
+            sender: sender.to_string(),
+        }
+    }
+
     /// POSTs `body` as JSON to `path` on the agent at `base` (`http://address:port`).
     pub async fn post<B: Serialize, R: DeserializeOwned>(
         &self,

@@ -159,7 +159,7 @@ impl LoadBalancer {
 
     /// Runs `check_once` every `interval` until the agent stops.
     pub async fn run_checks(self: Arc<Self>, interval: Duration) {
-        let http = crate::http::client();
+        let http = crate::http::client_from(Some(self.address.into()));
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

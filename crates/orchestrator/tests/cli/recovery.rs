@@ -279,3 +279,67 @@ fn a_droplet_paused_for_ten_seconds_is_replaced_and_the_paused_one_removed() {
     );
     assert_eq!(fleet.agent_pids().len(), 3);
 }
+
+/// Drops packets between two addresses while it lives: a real network partition on loopback.
+struct Partition {
+    rules: Vec<[String; 2]>,
+}
+
+impl Partition {
+    fn between(a: &str, b: &str) -> Option<Partition> {
+        let partition = Partition {
+            rules: vec![[a.to_string(), b.to_string()], [b.to_string(), a.to_string()]],
+        };
+        for [from, to] in &partition.rules {
+            let added = std::process::Command::new("iptables")
+                .args(["-w", "-I", "OUTPUT", "-s", from, "-d", to, "-j", "DROP"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !added {
+                return None;
+            }
+        }
+        Some(partition)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        for [from, to] in &self.rules {
+            let _ = std::process::Command::new("iptables")
+                .args(["-w", "-D", "OUTPUT", "-s", from, "-d", to, "-j", "DROP"])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_monitor_cut_off_from_one_peer_gets_nothing_replaced() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    let state = fleet.state();
+    let (web1, web2) = (state.droplets["web1"].clone(), state.droplets["web2"].clone());
+    let Some(partition) = Partition::between(&web1.ip, &web2.ip) else {
+        crate::common::have("iptables (as root)", false);
+        return;
+    };
+    // web1 and web2 watch each other; master watches both and still reaches them.
+    eventually(15, "web1 to suspect web2", || {
+        let status = fleet.json(&["--status"]);
+        status["droplets"].to_string().contains("web1: timed out (suspected by web1")
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    let after = fleet.state();
+    assert_eq!(after.droplets["web1"].id, web1.id);
+    assert_eq!(after.droplets["web2"].id, web2.id);
+    let ids: Vec<String> = std::fs::read_dir(fleet.path().join(".local-cloud/droplets"))
+        .expect("lists")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        ids.contains(&web1.id) && ids.contains(&web2.id) && ids.len() == 3,
+        "nothing was replaced: {ids:?}"
+    );
+    drop(partition);
+}
