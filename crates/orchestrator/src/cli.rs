@@ -10,7 +10,7 @@ use clap::{ArgAction, ArgGroup, Parser, Subcommand};
 #[command(name = "orchestrator", version, max_term_width = 100)]
 #[command(group(
     ArgGroup::new("command")
-        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup", "services", "recover"])
+        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup", "services", "recover", "monitor"])
         .required(true)
 ))]
 #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
@@ -46,6 +46,11 @@ pub struct Cli {
     /// load-balancer route and their health right now.
     #[arg(long, num_args = 2, value_names = ["PROJECT", "ENVIRONMENT"])]
     pub services: Option<Vec<String>>,
+
+    /// Show what droplet NAME's agent sees of the peers it watches (every agent monitors its
+    /// peers all the time); refreshes every second on a terminal.
+    #[arg(long, value_name = "NAME")]
+    pub monitor: Option<String>,
 
     /// Replace a droplet now: take it out of the load balancer, remove it, restore it from its
     /// newest snapshot, record it. The fleet's monitors do the same on their own.

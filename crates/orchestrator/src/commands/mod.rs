@@ -5,6 +5,7 @@ mod apply;
 mod cleanup;
 mod config;
 mod init;
+mod monitor;
 mod orchestrate;
 mod publish;
 mod recover;
@@ -61,6 +62,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         orchestrate::run(&context, cli.force).await
     } else if let Some(arguments) = cli.services {
         services::run(&context, &arguments[0], &arguments[1]).await
+    } else if let Some(name) = &cli.monitor {
+        monitor::run(&context, name).await
     } else if let Some(name) = &cli.recover {
         recover::run(&context, name).await
     } else if cli.cleanup {

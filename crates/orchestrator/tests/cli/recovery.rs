@@ -343,3 +343,23 @@ fn a_monitor_cut_off_from_one_peer_gets_nothing_replaced() {
     );
     drop(partition);
 }
+
+#[test]
+fn monitor_shows_what_a_droplet_sees_of_its_peers() {
+    let fleet = TestFleet::example();
+    fleet.ok(&["--orchestrate"]);
+    eventually(10, "web1 to have checked its peers", || {
+        let view = fleet.json(&["--monitor", "web1"]);
+        let targets: Vec<&str> = view["watches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w["target"].as_str())
+            .collect();
+        targets == ["master", "web2"]
+            && view["watches"].to_string().matches("\"last_check\":\"ok\"").count() == 2
+    });
+    let table = fleet.ok(&["--monitor", "web1"]);
+    assert!(table.contains("What web1 sees") && table.contains("WATCHES"), "{table}");
+    assert!(fleet.fails(&["--monitor", "web9"]).contains("there is no droplet web9"));
+}
