@@ -31,13 +31,24 @@ pub enum EventKind {
     Change,
 }
 
-/// The newest events, oldest dropped first.
+/// The newest events, oldest dropped first; kept in a file when given one, so they outlive a
+/// restart of the agent and travel in the droplet's snapshots.
 #[derive(Debug, Default)]
 pub struct Events {
     events: Mutex<VecDeque<Event>>,
+    file: Option<std::path::PathBuf>,
 }
 
 impl Events {
+    /// Events kept in `file`, starting from what it holds.
+    pub fn kept_in(file: std::path::PathBuf) -> Events {
+        let events = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Events { events: Mutex::new(events), file: Some(file) }
+    }
+
     pub fn record(&self, kind: EventKind, message: String) {
         match kind {
             EventKind::Failure => tracing::warn!(%message, "event"),
@@ -48,6 +59,12 @@ impl Events {
             events.pop_front();
         }
         events.push_back(Event { at: crate::clock::now_rfc3339(), kind, message });
+        if let Some(file) = &self.file {
+            let text = serde_json::to_vec(&*events).expect("events always serialise");
+            if let Err(err) = fleet::store::write_atomically(file, &text, None) {
+                tracing::warn!(%err, "cannot keep the event log");
+            }
+        }
     }
 
     /// The newest `count` events, newest first.

@@ -116,7 +116,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
         }
     };
     let verifier = key.clone().map(Verifier::new);
-    let events = Arc::new(Events::default());
+    let events = Arc::new(Events::kept_in(dir.join(DATA_DIR).join("events.json")));
     let lb = (droplet.role == Role::Master).then(|| {
         let runtime = dir.join(RUN_DIR).join("lb");
         Arc::new(LoadBalancer::new(
