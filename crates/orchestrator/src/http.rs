@@ -31,3 +31,15 @@ pub fn client_from(address: Option<std::net::IpAddr>) -> reqwest::Client {
         .build()
         .expect("the HTTP client configuration is valid")
 }
+
+/// One GET with `timeout`; `Ok` for a 2xx answer, else why not, briefly: `timed out`,
+/// `connection refused`, `HTTP 503`.
+pub async fn probe(http: &reqwest::Client, url: &str, timeout: Duration) -> Result<(), String> {
+    match http.get(url).timeout(timeout).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
+        Err(err) if err.is_timeout() => Err("timed out".into()),
+        Err(err) if err.is_connect() => Err("connection refused".into()),
+        Err(err) => Err(err.without_url().to_string()),
+    }
+}

@@ -296,12 +296,7 @@ async fn watch_peers(agent: Arc<Agent>) {
             let http = http.clone();
             checks.spawn(async move {
                 let started = std::time::Instant::now();
-                let result = match http.get(&url).timeout(monitor::TIMEOUT).send().await {
-                    Ok(answer) if answer.status().is_success() => Ok(()),
-                    Ok(answer) => Err(format!("HTTP {}", answer.status().as_u16())),
-                    Err(err) if err.is_timeout() => Err("timed out".to_string()),
-                    Err(_) => Err("not answering".to_string()),
-                };
+                let result = crate::http::probe(&http, &url, monitor::TIMEOUT).await;
                 (target, result, started.elapsed().as_secs_f64())
             });
         }

@@ -17,7 +17,7 @@ use super::events::EventKind;
 use super::monitor::ClaimMessage;
 use crate::control::AgentClient;
 use crate::provider::local::LocalCloud;
-use crate::provider::{DropletSpec, Provider};
+use crate::provider::{self, DropletSpec};
 
 /// Runs a recovery and reports how it went in the agent's events.
 pub async fn run(agent: Arc<Agent>, target: String) {
@@ -62,35 +62,12 @@ async fn recover(agent: &Agent, target: &str) -> Result<String, String> {
     publish(agent, &client, &FleetUpdate { state: state.clone(), ..update.clone() }).await;
 
     let provider = local_cloud(agent, &state, key)?;
-    let spec = DropletSpec {
-        name: target.to_string(),
-        role: record.role,
-        size: record.size.clone(),
-        region: record.region.clone(),
-        agent_port: record.agent_port,
-    };
-    for old in
-        provider.list().await.map_err(|e| e.to_string())?.into_iter().filter(|d| d.name == target)
-    {
-        provider
-            .destroy(&old)
-            .await
-            .map_err(|e| format!("cannot remove the failed {target}: {e}"))?;
-    }
-    let newest = provider
-        .snapshots()
+    let spec = DropletSpec::recorded(target, &record);
+    let newest = provider::newest_snapshot(&provider, target).await.map_err(|e| e.to_string())?;
+    let from = provider::source(newest.as_ref());
+    let replacement = provider::replace(&provider, &spec, newest.as_ref())
         .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|s| s.droplet_name == target)
-        .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    let (replacement, from) = match &newest {
-        Some(snapshot) => {
-            (provider.restore(snapshot, &spec).await, format!("snapshot {}", snapshot.name))
-        }
-        None => (provider.create(&spec).await, "a fresh droplet (it had no snapshot)".to_string()),
-    };
-    let replacement = replacement.map_err(|e| format!("cannot restore {target}: {e}"))?;
+        .map_err(|e| format!("cannot replace {target}: {e}"))?;
 
     let new_ip = replacement.ip.clone().unwrap_or_default();
     let entry = state.droplets.get_mut(target).expect("looked up above");

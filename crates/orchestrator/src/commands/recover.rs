@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::publish::publish;
 use super::{Context, confirm};
 use crate::output;
-use crate::provider::{DropletSpec, firewall};
+use crate::provider::{self, DropletSpec, firewall};
 
 #[derive(Serialize)]
 struct Recovered {
@@ -44,15 +44,8 @@ pub async fn run(context: &Context, name: &str) -> anyhow::Result<()> {
                 .join("\n  ")
         );
     }
-    let newest = provider
-        .snapshots()
-        .await?
-        .into_iter()
-        .filter(|s| s.droplet_name == name)
-        .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    let from = newest.as_ref().map_or("a fresh droplet (it has no snapshot)".to_string(), |s| {
-        format!("snapshot {}", s.name)
-    });
+    let newest = provider::newest_snapshot(provider.as_ref(), name).await?;
+    let from = provider::source(newest.as_ref());
     let what = format!("recovering {name} destroys it and restores it from {from}");
     if context.dry_run {
         if context.json {
@@ -71,21 +64,10 @@ pub async fn run(context: &Context, name: &str) -> anyhow::Result<()> {
     // Out of the load balancer first, so no request goes to it while it is replaced.
     state.droplets.get_mut(name).expect("looked up above").status = DropletStatus::Off;
     publish(context, &config.deploy, &state, &key).await?;
-    for old in provider.list().await?.into_iter().filter(|d| d.name == name) {
-        provider.destroy(&old).await.with_context(|| format!("cannot remove the old {name}"))?;
-    }
-    let spec = DropletSpec {
-        name: name.to_string(),
-        role: record.role,
-        size: record.size.clone(),
-        region: record.region.clone(),
-        agent_port: record.agent_port,
-    };
-    let replacement = match &newest {
-        Some(snapshot) => provider.restore(snapshot, &spec).await?,
-        None => provider.create(&spec).await?,
-    };
-    let replacement = provider.wait_ready(&replacement).await?;
+    let spec = DropletSpec::recorded(name, &record);
+    let replacement = provider::replace(provider.as_ref(), &spec, newest.as_ref())
+        .await
+        .with_context(|| format!("cannot replace {name}"))?;
 
     let entry = state.droplets.get_mut(name).expect("looked up above");
     entry.id = replacement.id.clone();

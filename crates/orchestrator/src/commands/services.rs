@@ -69,9 +69,9 @@ pub async fn run(context: &Context, project: &str, environment: &str) -> anyhow:
                     None => "worker".to_string(),
                     Some(url) => {
                         let probe = format!("{}{}", url.trim_end_matches('/'), HEALTH_PATH);
-                        match http.get(&probe).timeout(Duration::from_secs(2)).send().await {
-                            Ok(answer) if answer.status().is_success() => "healthy".to_string(),
-                            Ok(answer) => format!("unhealthy (HTTP {})", answer.status().as_u16()),
+                        match crate::http::probe(&http, &probe, Duration::from_secs(2)).await {
+                            Ok(()) => "healthy".to_string(),
+                            Err(why) if why.starts_with("HTTP") => format!("unhealthy ({why})"),
                             Err(_) => "not answering".to_string(),
                         }
                     }

@@ -71,8 +71,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let state = store.load()?;
     let provider = context.provider(deploy, env, None)?;
     let observed = provider.list().await?;
-    let health = probe_all(&observed).await;
-    let reports = agent_reports(&observed).await;
+    let (health, reports) = ask_agents(&observed).await;
 
     let replaced = super::orchestrate::replaced_while_away(&state, &observed);
     let was_replaced =
@@ -202,30 +201,39 @@ async fn load_balancer(observed: &[ObservedDroplet]) -> Option<LoadBalancerView>
     })
 }
 
-/// Asks every running droplet's agent for `/health`, all at once.
-/// What one agent's `/status` says, by droplet name: its monitoring and refused requests.
+/// What each agent's `/status` says, by droplet name: its monitoring and refused requests.
 type AgentReports = BTreeMap<String, crate::agent::AgentStatus>;
 
-/// Asks every running droplet's agent for `/status`, all at once.
-async fn agent_reports(observed: &[ObservedDroplet]) -> AgentReports {
+/// Asks every running droplet's agent for `/status`, all at once: its health (by droplet id)
+/// comes from whether it answers, the rest from what it says.
+async fn ask_agents(observed: &[ObservedDroplet]) -> (BTreeMap<String, String>, AgentReports) {
     let http = crate::http::client();
     let mut asks = JoinSet::new();
     for droplet in observed.iter().filter(|d| d.status == DropletStatus::Active) {
         let Some(ip) = droplet.ip.clone() else { continue };
         let url = format!("http://{ip}:{}/status", droplet.agent_port);
-        let (http, name) = (http.clone(), droplet.name.clone());
+        let (http, id, name) = (http.clone(), droplet.id.clone(), droplet.name.clone());
         asks.spawn(async move {
-            let answer = http.get(&url).timeout(Duration::from_secs(2)).send().await.ok()?;
-            Some((name, answer.json::<crate::agent::AgentStatus>().await.ok()?))
+            let answer = http.get(&url).timeout(Duration::from_secs(2)).send().await;
+            let (health, report) = match answer {
+                Ok(response) if response.status().is_success() => {
+                    ("healthy".to_string(), response.json::<crate::agent::AgentStatus>().await.ok())
+                }
+                Ok(response) => (format!("unhealthy (HTTP {})", response.status().as_u16()), None),
+                Err(err) if err.is_timeout() => ("unreachable (timed out)".to_string(), None),
+                Err(_) => ("unreachable".to_string(), None),
+            };
+            (id, name, health, report)
         });
     }
-    let mut reports = BTreeMap::new();
-    while let Some(joined) = asks.join_next().await {
-        if let Ok(Some((name, status))) = joined {
-            reports.insert(name, status);
+    let (mut health, mut reports) = (BTreeMap::new(), BTreeMap::new());
+    while let Some(Ok((id, name, answer, report))) = asks.join_next().await {
+        health.insert(id, answer);
+        if let Some(report) = report {
+            reports.insert(name, report);
         }
     }
-    reports
+    (health, reports)
 }
 
 /// How each monitor of `droplet` sees it: `master: ok; web2: timed out`.
@@ -237,33 +245,6 @@ fn seen_by_monitors(reports: &AgentReports, droplet: &str) -> Vec<String> {
             Some(format!("{monitor}: {} ({})", watch.last_check, watch.verdict))
         })
         .collect()
-}
-
-async fn probe_all(observed: &[ObservedDroplet]) -> BTreeMap<String, String> {
-    let http = crate::http::client();
-    let mut probes = JoinSet::new();
-    for droplet in observed.iter().filter(|d| d.status == DropletStatus::Active) {
-        let Some(ip) = droplet.ip.clone() else {
-            continue;
-        };
-        let url = format!("http://{ip}:{}/health", droplet.agent_port);
-        let (http, id) = (http.clone(), droplet.id.clone());
-        probes.spawn(async move {
-            let answer = http.get(&url).timeout(Duration::from_secs(2)).send().await;
-            let health = match answer {
-                Ok(response) if response.status().is_success() => "healthy".to_string(),
-                Ok(response) => format!("unhealthy (HTTP {})", response.status().as_u16()),
-                Err(err) if err.is_timeout() => "unreachable (timed out)".to_string(),
-                Err(_) => "unreachable".to_string(),
-            };
-            (id, health)
-        });
-    }
-    let mut health = BTreeMap::new();
-    while let Some(Ok((id, result))) = probes.join_next().await {
-        health.insert(id, result);
-    }
-    health
 }
 
 fn monitoring_notes(state: &State) -> Vec<String> {

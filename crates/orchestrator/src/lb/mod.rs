@@ -26,6 +26,9 @@ use crate::agent::api::{
 };
 use crate::agent::events::{EventKind, Events};
 
+/// How long a target's health check may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
 /// The path probed on every target.
 pub const HEALTH_PATH: &str = "/health";
 
@@ -104,13 +107,20 @@ impl LoadBalancer {
         for ((droplet, port), address) in targets {
             let (http, url) = (http.clone(), format!("http://{address}:{port}{HEALTH_PATH}"));
             probes.spawn(async move {
-                ProbeResult::Target { outcome: probe(&http, &url).await, droplet, port }
+                ProbeResult::Target {
+                    outcome: crate::http::probe(&http, &url, PROBE_TIMEOUT).await,
+                    droplet,
+                    port,
+                }
             });
         }
         for (name, url) in droplets {
             let http = http.clone();
             probes.spawn(async move {
-                ProbeResult::Droplet { outcome: probe(&http, &url).await, name }
+                ProbeResult::Droplet {
+                    outcome: crate::http::probe(&http, &url, PROBE_TIMEOUT).await,
+                    name,
+                }
             });
         }
         let mut inner = self.inner.lock().await;
@@ -354,15 +364,4 @@ pub fn render(template: &str, context: &LbContext) -> Result<String, String> {
 enum ProbeResult {
     Target { droplet: String, port: u16, outcome: Result<(), String> },
     Droplet { name: String, outcome: Result<(), String> },
-}
-
-/// One GET with a short timeout; the error says briefly why it failed.
-async fn probe(http: &reqwest::Client, url: &str) -> Result<(), String> {
-    match http.get(url).timeout(Duration::from_millis(800)).send().await {
-        Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
-        Err(err) if err.is_timeout() => Err("timed out".into()),
-        Err(err) if err.is_connect() => Err("connection refused".into()),
-        Err(err) => Err(err.to_string()),
-    }
 }

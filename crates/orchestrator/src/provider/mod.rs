@@ -22,6 +22,57 @@ pub struct DropletSpec {
     pub agent_port: u16,
 }
 
+impl DropletSpec {
+    /// The droplet `name` as the fleet state records it, to make it again.
+    pub fn recorded(name: &str, record: &fleet::state::DropletRecord) -> DropletSpec {
+        DropletSpec {
+            name: name.to_string(),
+            role: record.role,
+            size: record.size.clone(),
+            region: record.region.clone(),
+            agent_port: record.agent_port,
+        }
+    }
+}
+
+/// The newest snapshot of droplet `name`, if it has one.
+pub async fn newest_snapshot(
+    provider: &dyn Provider,
+    name: &str,
+) -> Result<Option<Snapshot>, ProviderError> {
+    Ok(provider
+        .snapshots()
+        .await?
+        .into_iter()
+        .filter(|s| s.droplet_name == name)
+        .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))))
+}
+
+/// What a replacement is made from, for messages.
+pub fn source(snapshot: Option<&Snapshot>) -> String {
+    snapshot.map_or("a fresh droplet (it has no snapshot)".to_string(), |s| {
+        format!("snapshot {}", s.name)
+    })
+}
+
+/// Replaces droplet `spec.name`: removes every droplet of that name first (a paused one could
+/// wake up and answer beside its replacement), then restores `snapshot`, or makes the droplet
+/// anew without one, and waits until it runs.
+pub async fn replace(
+    provider: &dyn Provider,
+    spec: &DropletSpec,
+    snapshot: Option<&Snapshot>,
+) -> Result<ObservedDroplet, ProviderError> {
+    for old in provider.list().await?.into_iter().filter(|d| d.name == spec.name) {
+        provider.destroy(&old).await?;
+    }
+    let made = match snapshot {
+        Some(snapshot) => provider.restore(snapshot, spec).await?,
+        None => provider.create(spec).await?,
+    };
+    provider.wait_ready(&made).await
+}
+
 /// A saved image of a droplet's disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
