@@ -173,7 +173,10 @@ impl StateStore {
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader sees the old
 /// content or the new, never a torn file; the old content is first copied to `backup`.
 pub fn write_atomically(path: &Path, bytes: &[u8], backup: Option<&Path>) -> io::Result<()> {
-    let temporary = with_suffix(path, &format!(".tmp.{}", std::process::id()));
+    // Unique per write, not only per process: tasks of one process may write side by side.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = with_suffix(path, &format!(".tmp.{}.{serial}", std::process::id()));
     let result = (|| {
         let mut file = File::create(&temporary)?;
         file.write_all(bytes)?;
@@ -256,6 +259,22 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(".tmp.")), "{leftovers:?}");
+    }
+
+    #[test]
+    fn writers_of_one_process_do_not_trip_over_each_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shared.json");
+        let threads: Vec<_> = (0..8)
+            .map(|n| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    (0..20)
+                        .all(|_| write_atomically(&path, format!("{n}").as_bytes(), None).is_ok())
+                })
+            })
+            .collect();
+        assert!(threads.into_iter().all(|t| t.join().expect("joins")), "every write succeeds");
     }
 
     #[test]

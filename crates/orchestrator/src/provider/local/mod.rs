@@ -33,6 +33,8 @@ pub struct LocalCloud {
     /// Serialises address choice and directory creation within this process; the state lock
     /// does the same between processes.
     allocation: Mutex<()>,
+    /// Serialises updates of the retired-address list, which destroys running at once share.
+    retiring: std::sync::Mutex<()>,
 }
 
 impl LocalCloud {
@@ -53,6 +55,7 @@ impl LocalCloud {
             fleet_key,
             http: crate::http::client(),
             allocation: Mutex::new(()),
+            retiring: std::sync::Mutex::new(()),
         })
     }
 
@@ -184,6 +187,7 @@ impl LocalCloud {
     }
 
     fn retire(&self, address: Ipv4Addr) {
+        let _guard = self.retiring.lock().expect("the retired list is never poisoned");
         let mut retired = self.retired();
         retired.retain(|a| *a != address);
         retired.push(address);
