@@ -11,6 +11,7 @@ pub mod control;
 pub mod environment;
 pub mod http;
 pub mod lb;
+pub mod notify;
 pub mod output;
 pub mod progress;
 pub mod provider;

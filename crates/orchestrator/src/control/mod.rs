@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod key;
+pub mod sealed;
 pub mod signing;
 
 pub use client::AgentClient;
