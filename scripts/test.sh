@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. As root on Debian it first installs the system programs the
-# tests drive for real (nginx, a headless Chromium, iptables for network partitions).
+# tests drive for real (nginx, a headless Chromium, iptables for network partitions, an SMTP
+# server and openssl for its certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-packages.sh nginx chromium-headless-shell iptables
+scripts/install-packages.sh nginx chromium-headless-shell iptables python3-aiosmtpd openssl
 cargo test --workspace --locked

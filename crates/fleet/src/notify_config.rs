@@ -19,6 +19,44 @@ pub struct EmailConfig {
     pub smtp_settings: SmtpSettings,
     /// Who gets mail, by role (`admin`).
     pub recipients: BTreeMap<String, String>,
+    /// The "all is well" mail and who sends it.
+    #[serde(default)]
+    pub heartbeat: Heartbeat,
+}
+
+/// Heartbeat mail: one message per interval, from the primary sender, or from the first
+/// backup sender that can reach most of the fleet when the primary cannot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Minutes between heartbeats (fractions allowed, at least 0.05).
+    #[serde(default = "fifteen")]
+    pub interval_minutes: f64,
+    /// The droplet that normally sends it; master unless named.
+    #[serde(default)]
+    pub primary_sender: Option<String>,
+    /// Droplets that take over in this order; every other droplet, by name, unless named.
+    #[serde(default)]
+    pub backup_senders: Option<Vec<String>>,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Heartbeat {
+        Heartbeat {
+            enabled: true,
+            interval_minutes: fifteen(),
+            primary_sender: None,
+            backup_senders: None,
+        }
+    }
+}
+
+impl Eq for Heartbeat {}
+
+fn fifteen() -> f64 {
+    15.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +77,10 @@ pub struct SmtpSettings {
     /// The name of the secret holding the password, such as `SMTP_PASSWORD`.
     #[serde(default)]
     pub password: Option<String>,
+    /// A PEM file of the certificate authority to trust for this server, beside the system's
+    /// (for a private mail server); relative paths are from the configuration directory.
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
 }
 
 /// How urgent alerts are texted, through an HTTP gateway with the common form-encoded shape.
@@ -96,6 +138,24 @@ pub fn load_email(file: &Path) -> Result<EmailConfig, NotifyConfigError> {
         }
     }
     check_secret_name(file, "smtp_settings.password", config.smtp_settings.password.as_deref())?;
+    let heartbeat = &config.heartbeat;
+    if !(heartbeat.interval_minutes.is_finite() && heartbeat.interval_minutes >= 0.05) {
+        return Err(problem(
+            "heartbeat.interval_minutes",
+            format!("{} is not a number of minutes of at least 0.05", heartbeat.interval_minutes),
+        ));
+    }
+    let senders = heartbeat.primary_sender.iter().map(|s| ("heartbeat.primary_sender", s));
+    let backups =
+        heartbeat.backup_senders.iter().flatten().map(|s| ("heartbeat.backup_senders", s));
+    for (json_path, name) in senders.chain(backups) {
+        if crate::model::Role::of_name(name).is_none() {
+            return Err(problem(
+                json_path,
+                format!("{name:?} is not a droplet name (master, web1, web2, …)"),
+            ));
+        }
+    }
     Ok(config)
 }
 
@@ -210,5 +270,33 @@ mod tests {
                 "from_number": "+15550000000", "to_numbers": ["+15551111111", "555-1234"]}"#,
         );
         assert!(load_sms(&path).expect_err("refused").to_string().contains("at to_numbers[1]"));
+    }
+
+    #[test]
+    fn heartbeat_settings_are_checked() {
+        let (_dir, path) = write(
+            r#"{"provider": "smtp", "from_address": "a@b.c", "recipients": {"admin": "x@y.z"},
+                "smtp_settings": {"host": "smtp.b.c", "port": 587},
+                "heartbeat": {"interval_minutes": 0}}"#,
+        );
+        let message = load_email(&path).expect_err("refused").to_string();
+        assert!(message.contains("at heartbeat.interval_minutes"), "{message}");
+        let (_dir, path) = write(
+            r#"{"provider": "smtp", "from_address": "a@b.c", "recipients": {"admin": "x@y.z"},
+                "smtp_settings": {"host": "smtp.b.c", "port": 587},
+                "heartbeat": {"primary_sender": "web1", "backup_senders": ["master", "db"]}}"#,
+        );
+        let message = load_email(&path).expect_err("refused").to_string();
+        assert!(
+            message.contains("at heartbeat.backup_senders: \"db\" is not a droplet"),
+            "{message}"
+        );
+        let (_dir, path) = write(
+            r#"{"provider": "smtp", "from_address": "a@b.c", "recipients": {"admin": "x@y.z"},
+                "smtp_settings": {"host": "smtp.b.c", "port": 587}}"#,
+        );
+        let config = load_email(&path).expect("valid");
+        assert_eq!(config.heartbeat.interval_minutes, 15.0);
+        assert!(config.heartbeat.enabled);
     }
 }

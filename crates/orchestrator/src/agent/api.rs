@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::Event;
 use crate::lb::health::Health;
+use crate::notify::NotifySettings;
 
 /// `POST /v1/fleet`: the fleet as the command line last applied it, for every agent's replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +13,9 @@ pub struct FleetUpdate {
     /// Never holds a secret.
     pub state: State,
     pub load_balancer: LbSettings,
+    /// Where alerts and heartbeats go; its secrets are sealed with the fleet key.
+    #[serde(default)]
+    pub notify: Option<NotifySettings>,
 }
 
 /// How the master runs the load balancer.

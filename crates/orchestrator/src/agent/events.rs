@@ -14,7 +14,7 @@ const KEPT: usize = 200;
 pub struct Event {
     /// RFC 3339.
     pub at: String,
-    /// `failure`, `recovery` or `change`.
+    /// `failure`, `recovery`, `rotation`, `notification` or `change`.
     pub kind: EventKind,
     pub message: String,
 }
@@ -28,6 +28,8 @@ pub enum EventKind {
     Recovery,
     /// A load-balancer target left or rejoined rotation.
     Rotation,
+    /// An alert or heartbeat went out, or could not.
+    Notification,
     Change,
 }
 

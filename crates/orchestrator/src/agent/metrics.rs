@@ -17,6 +17,7 @@ pub struct Metrics {
     reports: Family<Labels, Counter>,
     recoveries: Family<Labels, Counter>,
     refused: Family<Labels, Counter>,
+    notifications: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -34,6 +35,7 @@ impl Metrics {
         let reports = Family::<Labels, Counter>::default();
         let recoveries = Family::<Labels, Counter>::default();
         let refused = Family::<Labels, Counter>::default();
+        let notifications = Family::<Labels, Counter>::default();
         registry.register(
             "peer_checks",
             "Health checks of peers, by target and result",
@@ -56,7 +58,21 @@ impl Metrics {
             "Control requests refused, by reason",
             refused.clone(),
         );
-        Metrics { registry, checks, check_seconds, suspicions, reports, recoveries, refused }
+        registry.register(
+            "notifications",
+            "Alerts and heartbeats sent, by channel, kind and result",
+            notifications.clone(),
+        );
+        Metrics {
+            registry,
+            checks,
+            check_seconds,
+            suspicions,
+            reports,
+            recoveries,
+            refused,
+            notifications,
+        }
     }
 
     pub fn check(&self, target: &str, ok: bool, seconds: f64) {
@@ -88,6 +104,19 @@ impl Metrics {
     pub fn recovery(&self, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
         self.recoveries.get_or_create(&vec![("result".into(), result.into())]).inc();
+    }
+
+    /// A notification delivered (`ok`) or not (`failed`) on `channel` (`email`, `sms`); `kind` is
+    /// `alert` or `heartbeat`.
+    pub fn notification(&self, channel: &str, kind: &str, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.notifications
+            .get_or_create(&vec![
+                ("channel".into(), channel.into()),
+                ("kind".into(), kind.into()),
+                ("result".into(), result.into()),
+            ])
+            .inc();
     }
 
     /// Brings the refusal counters up to `total` for `reason` (the verifier counts itself).

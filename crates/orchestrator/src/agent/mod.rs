@@ -7,10 +7,12 @@
 //! process id once it listens, which is how the local cloud tells a running droplet from a
 //! stopped one.
 
+mod alerts;
 pub mod api;
 mod auth;
 mod dashboard;
 pub mod events;
+pub mod heartbeat;
 pub mod metrics;
 pub mod monitor;
 mod recovery;
@@ -97,6 +99,7 @@ pub struct Agent {
     verifier: Option<Verifier>,
     replica: tokio::sync::RwLock<Option<FleetUpdate>>,
     lb: Option<Arc<LoadBalancer>>,
+    grants: heartbeat::Grants,
 }
 
 /// Runs the agent of the droplet described in `dir` until SIGTERM or SIGINT.
@@ -141,6 +144,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
         verifier,
         replica: tokio::sync::RwLock::new(replica.clone()),
         lb: lb.clone(),
+        grants: heartbeat::Grants::default(),
     });
 
     let pid_path = dir.join(PID_FILE);
@@ -159,6 +163,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
         tokio::spawn(Arc::clone(lb).run_checks(CHECK_INTERVAL));
     }
     tokio::spawn(watch_peers(Arc::clone(&agent)));
+    tokio::spawn(heartbeat::run(Arc::clone(&agent)));
 
     let served = axum::serve(listener, router(Arc::clone(&agent)))
         .with_graceful_shutdown(shutdown_signal())
@@ -176,6 +181,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/fleet", post(receive_fleet))
         .route("/v1/report", post(receive_report))
         .route("/v1/claim", post(receive_claim))
+        .route("/v1/heartbeat", post(receive_heartbeat_request))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&agent),
             auth::require_signature,
@@ -260,6 +266,14 @@ async fn receive_claim(
     Json(serde_json::json!({}))
 }
 
+async fn receive_heartbeat_request(
+    State(agent): State<Arc<Agent>>,
+    Extension(Sender(from)): Extension<Sender>,
+    Json(request): Json<heartbeat::GrantRequest>,
+) -> Json<heartbeat::GrantAnswer> {
+    Json(agent.grants.grant(request.slot, &from))
+}
+
 impl Agent {
     /// Keeps a new fleet state: on disk, in memory, in the monitoring ring and, on master, in
     /// the load balancer (whose report comes back).
@@ -309,10 +323,39 @@ async fn watch_peers(agent: Arc<Agent>) {
                 send_report(&agent, &state, &report, fellows);
             }
         }
-        for target in agent.monitor.decide() {
+        let decisions = agent.monitor.decide();
+        for target in decisions.recover {
             tokio::spawn(recovery::run(Arc::clone(&agent), target));
         }
+        if let Some(held) = decisions.newly_held_back {
+            held_back(&agent, &state, &held);
+        }
     }
+}
+
+/// Too much of the fleet looks failed at once to trust the checks: nothing is replaced, and
+/// people are told.
+fn held_back(agent: &Arc<Agent>, state: &fleet::State, held: &[String]) {
+    let message = format!(
+        "{} of {} droplets look failed at once ({}); recovering none of them, since this many \
+         failures at once more likely mean a network problem than dead droplets",
+        held.len(),
+        state.droplets.len(),
+        held.join(", ")
+    );
+    agent.events.record(EventKind::Failure, message.clone());
+    let notice = crate::notify::Notice {
+        subject: format!("[{}] {} droplets look failed; not recovering", state.fleet, held.len()),
+        body: format!(
+            "What happened: {message}.\nWhen: {}.\nSeen by: {}.\nWhat was done: nothing; check the \
+             fleet with `orchestrator --status`, and recover a droplet by hand with `orchestrator \
+             --recover NAME` once you know it is gone.\n",
+            crate::clock::now_rfc3339(),
+            agent.droplet.name
+        ),
+        urgent: true,
+    };
+    alerts::send(agent, alerts::Kind::Alert, notice);
 }
 
 /// Sends a suspicion (or its withdrawal) to the target's other monitors, without waiting.

@@ -65,7 +65,22 @@ struct Inner {
     last_check: BTreeMap<String, String>,
     held_back: Vec<String>,
     recovering: BTreeSet<String>,
+    /// Failed recoveries: how many in a row, and when the next may start.
+    retries: BTreeMap<String, (u32, u64)>,
 }
+
+/// What falls to this agent after a round of checks.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decisions {
+    /// Recoveries this agent leads now.
+    pub recover: Vec<String>,
+    /// Droplets that newly look failed all at once, too many to recover.
+    pub newly_held_back: Option<Vec<String>>,
+}
+
+/// The first retry of a failed recovery waits this long, doubling up to [`MAX_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(5);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
 
 impl Monitor {
     pub fn new(me: &str) -> Monitor {
@@ -144,11 +159,13 @@ impl Monitor {
         }
     }
 
-    /// The recoveries that fall to this agent now, each handed out once.
-    pub fn decide(&self) -> Vec<String> {
+    /// The recoveries that fall to this agent now, each handed out once, and failures held
+    /// back because too much of the fleet looks failed.
+    pub fn decide(&self) -> Decisions {
         let now = self.now_ms();
         let mut inner = self.lock();
-        let Some(consensus) = inner.consensus.as_mut() else { return Vec::new() };
+        let Inner { consensus, held_back, recovering, retries, .. } = &mut *inner;
+        let Some(consensus) = consensus.as_mut() else { return Decisions::default() };
         let mut mine = Vec::new();
         let mut held = Vec::new();
         for decision in consensus.decide(now) {
@@ -157,12 +174,33 @@ impl Monitor {
                 Decision::HoldBack { targets } => held = targets,
             }
         }
+        // A recovery that failed waits out its back-off before this agent leads it again.
+        mine.retain(|target| retries.get(target).is_none_or(|(_, not_before)| now >= *not_before));
         for target in &mine {
             consensus.record_claim(target, &self.me, consensus.lease_until(now));
         }
-        inner.held_back = held;
-        mine.retain(|target| inner.recovering.insert(target.clone()));
-        mine
+        let newly_held_back = (!held.is_empty() && held != *held_back).then(|| held.clone());
+        *held_back = held;
+        mine.retain(|target| recovering.insert(target.clone()));
+        Decisions { recover: mine, newly_held_back }
+    }
+
+    /// A recovery led by this agent failed: returns which attempt it was and how long until
+    /// the next.
+    pub fn recovery_failed(&self, target: &str) -> (u32, Duration) {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let entry = inner.retries.entry(target.to_string()).or_insert((0, 0));
+        entry.0 += 1;
+        let wait =
+            FIRST_RETRY_WAIT.saturating_mul(2u32.saturating_pow(entry.0 - 1)).min(MAX_RETRY_WAIT);
+        entry.1 = now + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        (entry.0, wait)
+    }
+
+    /// A recovery led by this agent succeeded: no back-off remains.
+    pub fn recovery_succeeded(&self, target: &str) {
+        self.lock().retries.remove(target);
     }
 
     /// The lease this agent announces when it claims a recovery.

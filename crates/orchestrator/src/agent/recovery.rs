@@ -16,21 +16,80 @@ use super::api::{FleetUpdate, FleetUpdateAnswer};
 use super::events::EventKind;
 use super::monitor::ClaimMessage;
 use crate::control::AgentClient;
+use crate::notify::Notice;
 use crate::provider::local::LocalCloud;
 use crate::provider::{self, DropletSpec};
 
-/// Runs a recovery and reports how it went in the agent's events.
+/// Runs a recovery and reports how it went: in the agent's events, its metrics, and to
+/// people.
 pub async fn run(agent: Arc<Agent>, target: String) {
+    let detected = crate::clock::now_rfc3339();
+    let before = agent.replica.read().await.as_ref().and_then(|u| {
+        let droplet = u.state.droplet(&target)?;
+        Some((u.state.fleet.clone(), droplet.clone(), u.state.monitored_by(&target)))
+    });
     agent.events.record(
         EventKind::Failure,
         format!("{target} failed by the consensus of its monitors; recovering it"),
     );
-    match recover(&agent, &target).await {
-        Ok(done) => agent.events.record(EventKind::Recovery, done),
-        Err(err) => {
-            agent.events.record(EventKind::Failure, format!("recovery of {target} failed: {err}"))
+    let result = recover(&agent, &target).await;
+    agent.metrics.recovery(result.is_ok());
+    let (fleet, what_happened) = match before {
+        Some((fleet, record, monitors)) => (
+            fleet,
+            format!(
+                "{target} ({} droplet at {}) stopped answering its health checks, and its \
+                 monitors ({}) agreed at {detected} that it had failed.",
+                record.role,
+                record.ip,
+                monitors.join(", ")
+            ),
+        ),
+        None => {
+            (String::from("fleet"), format!("{target} was agreed to have failed at {detected}."))
         }
-    }
+    };
+    let notice = match &result {
+        Ok(done) => {
+            agent.monitor.recovery_succeeded(&target);
+            agent.events.record(EventKind::Recovery, done.clone());
+            Notice {
+                subject: format!("[{fleet}] {target} failed and was recovered"),
+                body: format!(
+                    "What happened: {what_happened}\nWhat was done: {target} was taken out of the \
+                     load balancer and the old droplet removed; {done}.\nWhen: detected \
+                     {detected}, recovered {}.\nLed by: {}.\n",
+                    crate::clock::now_rfc3339(),
+                    agent.droplet.name
+                ),
+                urgent: true,
+            }
+        }
+        Err(err) => {
+            let (attempt, wait) = agent.monitor.recovery_failed(&target);
+            agent.events.record(
+                EventKind::Failure,
+                format!(
+                    "recovery of {target} failed (attempt {attempt}): {err}; next attempt in {} s",
+                    wait.as_secs()
+                ),
+            );
+            Notice {
+                subject: format!("[{fleet}] recovery of {target} failed"),
+                body: format!(
+                    "What happened: {what_happened}\nWhat was done: a recovery was tried and \
+                     failed (attempt {attempt}): {err}.\nNext: it is tried again in {} s, while \
+                     its monitors still agree it has failed; `orchestrator --recover {target}` \
+                     does it by hand.\nWhen: detected {detected}, failed {}.\nLed by: {}.\n",
+                    wait.as_secs(),
+                    crate::clock::now_rfc3339(),
+                    agent.droplet.name
+                ),
+                urgent: true,
+            }
+        }
+    };
+    super::alerts::send(&agent, super::alerts::Kind::Alert, notice);
     agent.monitor.recovery_ended(&target);
 }
 

@@ -255,6 +255,9 @@ fn print_published(published: &Published) {
     for (droplet, why) in &published.missed {
         crate::say!("Warning: droplet {droplet} did not take the fleet state: {why}");
     }
+    for line in &published.notifications {
+        crate::say!("Notifications: {line}");
+    }
     match &published.load_balancer {
         Some(lb) if lb.nginx_running => {
             crate::say!("Load balancer: {} (the dashboard is at the same address)", lb.url)
@@ -312,6 +315,8 @@ struct Outcome {
     /// Droplets whose agent did not take the new fleet state, with why.
     unreached: Vec<Failure>,
     load_balancer: Option<crate::agent::api::LbReport>,
+    /// Where alerts go, or why a configured channel is off.
+    notifications: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -353,6 +358,7 @@ impl Outcome {
                 .map(|p| p.missed.iter().map(failure).collect())
                 .unwrap_or_default(),
             load_balancer: published.and_then(|p| p.load_balancer.clone()),
+            notifications: published.map(|p| p.notifications.clone()).unwrap_or_default(),
         }
     }
 }

@@ -10,6 +10,8 @@ use super::Context;
 use super::setup::TEMPLATE_NGINX;
 use crate::agent::api::{FleetUpdate, FleetUpdateAnswer, LbReport, LbSettings};
 use crate::control::{AgentClient, FleetKey};
+use crate::environment::Environment;
+use crate::notify::{self, NotifySettings};
 
 /// What came of handing the fleet out.
 #[derive(Debug, Default)]
@@ -20,6 +22,8 @@ pub struct Published {
     pub missed: Vec<(String, String)>,
     /// The load balancer's answer, if master was reached.
     pub load_balancer: Option<LbReport>,
+    /// Where alerts go, or why a configured channel is off.
+    pub notifications: Vec<String>,
 }
 
 /// Sends the fleet state and load-balancer settings to every running droplet at once.
@@ -35,9 +39,13 @@ pub async fn publish(
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => TEMPLATE_NGINX.to_string(),
         Err(err) => anyhow::bail!("cannot read {}: {err}", template_path.display()),
     };
+    let env = Environment::load(&context.workspace.env_file())?;
+    let names: Vec<String> = state.droplet_names().into_iter().map(str::to_string).collect();
+    let (notify, off) = notify::settings(&context.workspace, &env, key, &names)?;
     let update = FleetUpdate {
         state: state.clone(),
         load_balancer: LbSettings { port: deploy.load_balancer_port(), template },
+        notify: notify.clone(),
     };
     let client = AgentClient::new(key.clone(), "cli");
     let mut sends = JoinSet::new();
@@ -55,7 +63,9 @@ pub async fn publish(
             (name, answer)
         });
     }
-    let mut published = Published::default();
+    let mut published =
+        Published { notifications: describe(notify.as_ref()), ..Published::default() };
+    published.notifications.extend(off);
     while let Some(joined) = sends.join_next().await {
         let (name, answer) = joined.expect("publishing does not panic");
         match answer {
@@ -70,4 +80,30 @@ pub async fn publish(
     }
     published.reached.sort();
     Ok(published)
+}
+
+/// One line per channel that is on: who gets what.
+fn describe(notify: Option<&NotifySettings>) -> Vec<String> {
+    let Some(notify) = notify else { return Vec::new() };
+    let mut lines = Vec::new();
+    if let Some(email) = &notify.email {
+        let mut line = format!("alerts by email to {}", email.to.join(", "));
+        if let Some(heartbeat) = &notify.heartbeat {
+            let seconds = heartbeat.interval_ms as f64 / 1000.0;
+            let every = if seconds >= 60.0 {
+                format!("{} min", seconds / 60.0)
+            } else {
+                format!("{seconds} s")
+            };
+            line.push_str(&format!(
+                "; a heartbeat every {every} from {}",
+                heartbeat.senders.join(", then ")
+            ));
+        }
+        lines.push(line);
+    }
+    if let Some(sms) = &notify.sms {
+        lines.push(format!("alerts by SMS to {}", sms.to.join(", ")));
+    }
+    lines
 }

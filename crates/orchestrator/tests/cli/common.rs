@@ -45,6 +45,8 @@ impl TestFleet {
             .env("HOME", self.path().join("home"))
             .env_remove("ADMIN_IP")
             .env_remove("ADDITIONAL_IPS")
+            .env_remove("SMTP_PASSWORD")
+            .env_remove("SMS_AUTH_TOKEN")
             .stdin(Stdio::null())
             .output()
             .expect("the binary runs")
@@ -210,19 +212,41 @@ pub fn csv(rows: &[&str]) -> String {
     text
 }
 
-/// A plain HTTP server answering every path with one text, on a thread of its own, standing in
-/// for a deployed service; stopped when dropped.
+/// A plain HTTP server answering every path with one text, standing in for a deployed
+/// service; stopped when dropped.
 pub struct TextServer {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 impl TextServer {
     pub fn start(address: &str, port: u16, text: &str) -> TextServer {
         let listener =
             std::net::TcpListener::bind((address, port)).expect("the service port is free");
-        listener.set_nonblocking(true).expect("non-blocking");
         let text = text.to_string();
+        let app = axum::Router::new().fallback(move || {
+            let text = text.clone();
+            async move { text }
+        });
+        TextServer { _server: Background::serve_on(listener, app) }
+    }
+}
+
+/// An HTTP server on a thread of its own; stopped when dropped.
+pub struct Background {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Serves `app` on a free port of `address`; returns where.
+    pub fn serve(address: &str, app: axum::Router) -> (Background, std::net::SocketAddr) {
+        let listener = std::net::TcpListener::bind((address, 0)).expect("a free port");
+        let bound = listener.local_addr().expect("bound");
+        (Background::serve_on(listener, app), bound)
+    }
+
+    pub fn serve_on(listener: std::net::TcpListener, app: axum::Router) -> Background {
+        listener.set_nonblocking(true).expect("non-blocking");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -232,10 +256,6 @@ impl TextServer {
             runtime.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                let app = axum::Router::new().fallback(move || {
-                    let text = text.clone();
-                    async move { text }
-                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async {
                         let _ = stopped.await;
@@ -243,11 +263,11 @@ impl TextServer {
                     .await;
             });
         });
-        TextServer { stop: Some(stop), thread: Some(thread) }
+        Background { stop: Some(stop), thread: Some(thread) }
     }
 }
 
-impl Drop for TextServer {
+impl Drop for Background {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

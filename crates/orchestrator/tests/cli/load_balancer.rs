@@ -220,6 +220,7 @@ fn requests_in_flight_survive_ten_reloads() {
                     port: 8080,
                     template: format!("# reload {round}\n{template}"),
                 },
+                notify: None,
             };
             let answer: FleetUpdateAnswer = client
                 .post(&master, "/v1/fleet", &update, Duration::from_secs(10))
@@ -251,6 +252,7 @@ fn unsigned_forged_and_replayed_control_requests_are_refused_and_counted() {
         let update = FleetUpdate {
             state: state.clone(),
             load_balancer: LbSettings { port: 8080, template: String::new() },
+            notify: None,
         };
         orchestrator::http::install_crypto_provider();
         let unsigned = reqwest::Client::new()

@@ -1,8 +1,8 @@
 //! End-to-end tests: the real binary in temporary directories, with real agent processes on
+//! loopback addresses of each test's own local cloud.
 
 // Tests run outside any async runtime, so blocking sleeps are fine here.
 #![allow(clippy::disallowed_methods)]
-//! loopback addresses of each test's own local cloud.
 
 mod common;
 
@@ -12,6 +12,7 @@ mod digitalocean;
 mod init;
 mod load_balancer;
 mod local_cloud;
+mod notifications;
 mod orchestrate;
 mod recovery;
 mod setup;
