@@ -152,6 +152,51 @@ pub struct ServiceConfig {
     /// Where this service's hash-derived ports start; a default per service name otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_port: Option<u16>,
+    /// How a new version is judged ready before traffic moves to it (web services).
+    #[serde(default)]
+    pub health_check: HealthCheck,
+}
+
+/// A service's readiness check: `GET path` until it answers 2xx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    #[serde(default = "one")]
+    pub interval_seconds: u32,
+    #[serde(default = "five")]
+    pub timeout_seconds: u32,
+    /// Checks before the version is given up on.
+    #[serde(default = "thirty")]
+    pub retries: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: default_health_path(),
+            interval_seconds: one(),
+            timeout_seconds: five(),
+            retries: thirty(),
+        }
+    }
+}
+
+fn default_health_path() -> String {
+    "/health".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn five() -> u32 {
+    5
+}
+
+fn thirty() -> u32 {
+    30
 }
 
 impl DeploymentConfig {
@@ -275,6 +320,25 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
                 && !(1024..=60000).contains(&base)
             {
                 return Err((format!("{at}.base_port"), format!("{base} is outside 1024–60000")));
+            }
+            let health = &service_config.health_check;
+            if !health.path.starts_with('/') || health.path.chars().any(char::is_whitespace) {
+                return Err((
+                    format!("{at}.health_check.path"),
+                    format!("{:?} must be a path starting with '/'", health.path),
+                ));
+            }
+            for (field, value) in [
+                ("interval_seconds", health.interval_seconds),
+                ("timeout_seconds", health.timeout_seconds),
+                ("retries", health.retries),
+            ] {
+                if value == 0 || value > 3600 {
+                    return Err((
+                        format!("{at}.health_check.{field}"),
+                        format!("{value} must be between 1 and 3600"),
+                    ));
+                }
             }
             for (index, secret) in service_config.secrets.iter().enumerate() {
                 let valid = !secret.is_empty()

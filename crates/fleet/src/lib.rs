@@ -15,6 +15,7 @@ pub mod notify_config;
 pub mod plan;
 pub mod ports;
 pub mod projects;
+pub mod release;
 pub mod sizes;
 pub mod state;
 pub mod store;

@@ -10,7 +10,7 @@ use clap::{ArgAction, ArgGroup, Parser, Subcommand};
 #[command(name = "orchestrator", version, max_term_width = 100)]
 #[command(group(
     ArgGroup::new("command")
-        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup", "services", "recover", "monitor"])
+        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup", "services", "recover", "monitor", "deploy_uat", "deploy_prod", "rollback", "releases", "reproduce"])
         .required(true)
 ))]
 #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
@@ -61,6 +61,49 @@ pub struct Cli {
     /// ask for, and this fleet's old SSH keys; with --dry-run, only list them with the reason.
     #[arg(long)]
     pub cleanup: bool,
+
+    /// Build PROJECT from its Git branch (or, with --local, a local tree), deploy it to UAT
+    /// droplet by droplet without downtime, tag the release and push the tag.
+    #[arg(long, value_name = "PROJECT")]
+    pub deploy_uat: Option<String>,
+
+    /// With --deploy-uat: the branch to build (default main).
+    #[arg(long, value_name = "BRANCH", requires = "deploy_uat", conflicts_with = "local")]
+    pub branch: Option<String>,
+
+    /// With --deploy-uat: build from the tree at --project-path instead of Git; no tag is made.
+    #[arg(long, requires_all = ["deploy_uat", "project_path"])]
+    pub local: bool,
+
+    /// With --local: the project's tree.
+    #[arg(long, value_name = "PATH", requires = "local")]
+    pub project_path: Option<PathBuf>,
+
+    /// Promote PROJECT's latest UAT release (or --tag) to production: the same artifacts,
+    /// never rebuilt.
+    #[arg(long, value_name = "PROJECT")]
+    pub deploy_prod: Option<String>,
+
+    /// With --deploy-prod: the UAT release to promote.
+    #[arg(long, value_name = "TAG", requires = "deploy_prod")]
+    pub tag: Option<String>,
+
+    /// Go back to the release before the current one of PROJECT in ENVIRONMENT, or to VERSION.
+    #[arg(long, num_args = 2..=3, value_names = ["PROJECT", "ENVIRONMENT", "VERSION"])]
+    pub rollback: Option<Vec<String>>,
+
+    /// List the releases of PROJECT in ENVIRONMENT, newest first.
+    #[arg(long, num_args = 2, value_names = ["PROJECT", "ENVIRONMENT"])]
+    pub releases: Option<Vec<String>>,
+
+    /// Write the code of release TAG into --reproduce-dir and check it builds the very
+    /// artifacts the release ran.
+    #[arg(long, value_name = "TAG", requires = "reproduce_dir")]
+    pub reproduce: Option<String>,
+
+    /// With --reproduce: where to write it (must not exist, or be empty).
+    #[arg(long, value_name = "DIR", requires = "reproduce")]
+    pub reproduce_dir: Option<PathBuf>,
 
     /// Record the administrator's address (an IP or CIDR block) and rewrite the firewall.
     #[arg(long, value_name = "IP")]

@@ -15,6 +15,7 @@ pub mod notify;
 pub mod output;
 pub mod progress;
 pub mod provider;
+pub mod release;
 pub mod secret;
 pub mod secrets;
 pub mod workspace;

@@ -70,6 +70,11 @@ impl Workspace {
     pub fn local_cloud(&self) -> PathBuf {
         self.root.join(".local-cloud")
     }
+
+    /// What deploys keep on this machine: repositories, artifacts, build trees.
+    pub fn deploy_cache(&self) -> PathBuf {
+        self.root.join(".orchestrator")
+    }
 }
 
 /// `path` made absolute and free of `.` and `..`, resolving links where the path exists.

@@ -16,6 +16,9 @@ pub struct FleetUpdate {
     /// Where alerts and heartbeats go; its secrets are sealed with the fleet key.
     #[serde(default)]
     pub notify: Option<NotifySettings>,
+    /// The release each project-environment serves (`hostomatic-prod` → `v1.2.3-uat-…`).
+    #[serde(default)]
+    pub releases: std::collections::BTreeMap<String, String>,
 }
 
 /// How the master runs the load balancer.

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use super::Agent;
 use crate::control::signing::{NONCE, SENDER, SIGNATURE, Signature, TIMESTAMP};
 
-/// The largest control request body accepted.
-const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The largest control request body accepted (an artifact is the largest there is).
+pub const MAX_BODY: usize = 256 * 1024 * 1024;
 
 /// Checks the request's signature before the handler sees it.
 pub async fn require_signature(

@@ -40,7 +40,11 @@ struct ServiceRow {
 }
 
 /// Renders the dashboard from the load balancer's view and the fleet state.
-pub fn render(status: &LbStatus, state: Option<&State>) -> String {
+pub fn render(
+    status: &LbStatus,
+    state: Option<&State>,
+    releases: &std::collections::BTreeMap<String, String>,
+) -> String {
     let droplets = status
         .droplets
         .iter()
@@ -70,7 +74,7 @@ pub fn render(status: &LbStatus, state: Option<&State>) -> String {
                 droplets: record.assigned_droplets.clone(),
                 route: upstream.map(|u| u.route.clone()),
                 targets: upstream.map(|u| u.targets.clone()).unwrap_or_default(),
-                release: None,
+                release: releases.get(project_env).cloned(),
             });
         }
     }

@@ -16,6 +16,7 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod monitor;
 mod recovery;
+pub mod services;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,7 @@ pub struct Agent {
     replica: tokio::sync::RwLock<Option<FleetUpdate>>,
     lb: Option<Arc<LoadBalancer>>,
     grants: heartbeat::Grants,
+    services: Arc<services::Supervisor>,
 }
 
 /// Runs the agent of the droplet described in `dir` until SIGTERM or SIGINT.
@@ -131,6 +133,13 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
     });
     let data_dir = dir.join(DATA_DIR);
     let replica = read_replica(&data_dir);
+    let services = Arc::new(services::Supervisor::new(
+        &droplet.name,
+        droplet.address.into(),
+        data_dir.join("services"),
+        key.clone(),
+        Arc::clone(&events),
+    ));
     let agent = Arc::new(Agent {
         monitor: monitor::Monitor::new(&droplet.name),
         metrics: metrics::Metrics::new(),
@@ -145,6 +154,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
         replica: tokio::sync::RwLock::new(replica.clone()),
         lb: lb.clone(),
         grants: heartbeat::Grants::default(),
+        services: Arc::clone(&services),
     });
 
     let pid_path = dir.join(PID_FILE);
@@ -162,6 +172,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
     if let Some(lb) = &lb {
         tokio::spawn(Arc::clone(lb).run_checks(CHECK_INTERVAL));
     }
+    services.resume().await;
     tokio::spawn(watch_peers(Arc::clone(&agent)));
     tokio::spawn(heartbeat::run(Arc::clone(&agent)));
 
@@ -171,6 +182,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
     if let Some(lb) = &lb {
         lb.shutdown().await;
     }
+    services.stop_all().await;
     let _ = std::fs::remove_file(&pid_path);
     tracing::info!("agent stopped");
     served.map_err(AgentError::Serve)
@@ -182,6 +194,11 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/report", post(receive_report))
         .route("/v1/claim", post(receive_claim))
         .route("/v1/heartbeat", post(receive_heartbeat_request))
+        .route("/v1/deploy", post(receive_deploy))
+        .route(
+            "/v1/artifacts/{digest}",
+            post(receive_artifact).layer(axum::extract::DefaultBodyLimit::max(auth::MAX_BODY)),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&agent),
             auth::require_signature,
@@ -192,6 +209,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/lb-status", get(lb_status))
         .route("/dashboard", get(dashboard))
         .route("/metrics", get(metrics_text))
+        .route("/services", get(services_view))
         .merge(signed)
         .with_state(agent)
 }
@@ -272,6 +290,31 @@ async fn receive_heartbeat_request(
     Json(request): Json<heartbeat::GrantRequest>,
 ) -> Json<heartbeat::GrantAnswer> {
     Json(agent.grants.grant(request.slot, &from))
+}
+
+async fn receive_artifact(
+    State(agent): State<Arc<Agent>>,
+    axum::extract::Path(digest): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    match agent.services.store_artifact(&digest, &body) {
+        Ok(()) => Json(serde_json::json!({"digest": digest})).into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, err).into_response(),
+    }
+}
+
+async fn receive_deploy(
+    State(agent): State<Arc<Agent>>,
+    Json(request): Json<services::DeployRequest>,
+) -> Response {
+    match agent.services.deploy(request).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(refusal) => (StatusCode::UNPROCESSABLE_ENTITY, Json(refusal)).into_response(),
+    }
+}
+
+async fn services_view(State(agent): State<Arc<Agent>>) -> Json<Vec<services::ServiceView>> {
+    Json(agent.services.view())
 }
 
 impl Agent {
@@ -401,7 +444,9 @@ async fn dashboard(State(agent): State<Arc<Agent>>) -> Response {
     match &agent.lb {
         Some(lb) => {
             let status = lb.status().await;
-            Html(dashboard::render(&status, lb.fleet().await.as_ref())).into_response()
+            let releases =
+                agent.replica.read().await.as_ref().map(|u| u.releases.clone()).unwrap_or_default();
+            Html(dashboard::render(&status, lb.fleet().await.as_ref(), &releases)).into_response()
         }
         None => (StatusCode::NOT_FOUND, "the dashboard is served by master").into_response(),
     }

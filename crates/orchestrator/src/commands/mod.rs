@@ -4,6 +4,7 @@ mod addresses;
 mod apply;
 mod cleanup;
 mod config;
+mod deploy;
 mod init;
 mod monitor;
 mod orchestrate;
@@ -74,6 +75,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         scale::run(&context, &arguments[0], &arguments[1]).await
     } else if let Some(address) = cli.update_ip {
         update_ip::run(&context, &address).await
+    } else if let Some(project) = &cli.deploy_uat {
+        let source = match &cli.project_path {
+            Some(path) if cli.local => deploy::Source::Local(path.clone()),
+            _ => {
+                deploy::Source::Git { branch: cli.branch.clone().unwrap_or_else(|| "main".into()) }
+            }
+        };
+        deploy::uat(&context, project, source).await
+    } else if let Some(project) = &cli.deploy_prod {
+        deploy::prod(&context, project, cli.tag.as_deref()).await
+    } else if let Some(arguments) = cli.rollback {
+        deploy::rollback(
+            &context,
+            &arguments[0],
+            &arguments[1],
+            arguments.get(2).map(String::as_str),
+        )
+        .await
+    } else if let Some(arguments) = cli.releases {
+        deploy::list(&context, &arguments[0], &arguments[1])
+    } else if let (Some(tag), Some(dir)) = (&cli.reproduce, &cli.reproduce_dir) {
+        deploy::reproduce(&context, tag, dir)
     } else {
         bail!("no command given; see --help")
     }

@@ -46,6 +46,12 @@ pub async fn publish(
         state: state.clone(),
         load_balancer: LbSettings { port: deploy.load_balancer_port(), template },
         notify: notify.clone(),
+        releases: crate::release::Records::all(context.workspace.config_dir())?
+            .into_iter()
+            .filter_map(|(project_env, releases)| {
+                releases.current().map(|r| (project_env, r.version.clone()))
+            })
+            .collect(),
     };
     let client = AgentClient::new(key.clone(), "cli");
     let mut sends = JoinSet::new();

@@ -50,8 +50,31 @@ impl AgentClient {
         body: &B,
         timeout: Duration,
     ) -> Result<R, ControlError> {
-        let url = format!("{base}{path}");
         let body = serde_json::to_vec(body).expect("request bodies always serialise");
+        let (url, response) = self.send(base, path, body, "application/json", timeout).await?;
+        response.json().await.map_err(|source| ControlError::BadAnswer { url, source })
+    }
+
+    /// POSTs raw bytes (an artifact) to `path`; the answer is ignored beyond its status.
+    pub async fn post_bytes(
+        &self,
+        base: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), ControlError> {
+        self.send(base, path, body, "application/octet-stream", timeout).await.map(|_| ())
+    }
+
+    async fn send(
+        &self,
+        base: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        timeout: Duration,
+    ) -> Result<(String, reqwest::Response), ControlError> {
+        let url = format!("{base}{path}");
         let signature = signing::sign(
             &self.key,
             "POST",
@@ -63,7 +86,7 @@ impl AgentClient {
         let response = self
             .http
             .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(TIMESTAMP, signature.timestamp.to_string())
             .header(NONCE, &signature.nonce)
             .header(SENDER, &signature.sender)
@@ -78,6 +101,6 @@ impl AgentClient {
             let body = response.text().await.unwrap_or_default();
             return Err(ControlError::Refused { url, status: status.as_u16(), body });
         }
-        response.json().await.map_err(|source| ControlError::BadAnswer { url, source })
+        Ok((url, response))
     }
 }

@@ -221,6 +221,7 @@ fn requests_in_flight_survive_ten_reloads() {
                     template: format!("# reload {round}\n{template}"),
                 },
                 notify: None,
+                releases: Default::default(),
             };
             let answer: FleetUpdateAnswer = client
                 .post(&master, "/v1/fleet", &update, Duration::from_secs(10))
@@ -253,6 +254,7 @@ fn unsigned_forged_and_replayed_control_requests_are_refused_and_counted() {
             state: state.clone(),
             load_balancer: LbSettings { port: 8080, template: String::new() },
             notify: None,
+            releases: Default::default(),
         };
         orchestrator::http::install_crypto_provider();
         let unsigned = reqwest::Client::new()

@@ -8,6 +8,7 @@ mod common;
 
 mod bad_input;
 mod cleanup;
+mod deploy;
 mod digitalocean;
 mod init;
 mod load_balancer;

@@ -1,0 +1,489 @@
+//! Releases of the example project on the process platform: from a real Git repository (tags
+//! pushed to a real bare remote), through real agents and the real nginx, without dropping a
+//! request.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::common::{TestFleet, eventually, http_get};
+
+const SECRETS: &str = "DB_PASSWORD=db-Secret-4411\nSTRIPE_KEY=sk_Secret_8832\nOPENAI_API_KEY=oa-Secret-1177\n\
+                       STRIPE_PUBLISHABLE_KEY=pk_Secret_2290\nSENDGRID_API_KEY=sg-Secret-5566\n";
+
+/// The example fleet, with hostomatic's code in a bare remote and its secrets in `.env`.
+struct Project {
+    fleet: TestFleet,
+    work: PathBuf,
+    remote: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Dev",
+            "-c",
+            "user.email=dev@example.test",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creates");
+    for entry in std::fs::read_dir(from).expect("lists").filter_map(Result::ok) {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copies");
+        }
+    }
+}
+
+impl Project {
+    fn new() -> Project {
+        let fleet = TestFleet::example();
+        let remote = fleet.path().join("remote/hostomatic.git");
+        std::fs::create_dir_all(&remote).expect("creates");
+        git(&remote, &["init", "--quiet", "--bare"]);
+        let work = fleet.path().join("work");
+        copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hostomatic"), &work);
+        git(&work, &["init", "--quiet"]);
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "--quiet", "-m", "hostomatic"]);
+        git(&work, &["push", "--quiet", remote.to_str().expect("utf-8"), "HEAD:refs/heads/main"]);
+
+        let path = fleet.path().join("config/deployment_config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+        config["git_config"] = serde_json::json!({
+            "base_url": fleet.path().join("remote").display().to_string(),
+            "url_pattern": "{base_url}/{project}.git"
+        });
+        std::fs::write(&path, config.to_string()).expect("writes");
+        fleet.write(".env", SECRETS);
+        fleet.ok(&["--orchestrate"]);
+        Project { fleet, work, remote }
+    }
+
+    /// Commits a change to the project and pushes it.
+    fn change(&self, file: &str, contents: &str) {
+        std::fs::write(self.work.join(file), contents).expect("writes");
+        git(&self.work, &["commit", "--quiet", "-am", &format!("change {file}")]);
+        git(
+            &self.work,
+            &["push", "--quiet", self.remote.to_str().expect("utf-8"), "HEAD:refs/heads/main"],
+        );
+    }
+
+    fn route(&self, environment: &str, service: &str) -> String {
+        let master = self.fleet.state().droplets["master"].clone();
+        format!("http://{}:8080/hostomatic/{environment}/{service}/", master.ip)
+    }
+
+    /// The version the backend of `environment` answers with through nginx.
+    fn serving(&self, environment: &str) -> String {
+        let answer = http_get(&self.route(environment, "backend"));
+        let parsed: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        parsed["version"].as_str().unwrap_or_default().to_string()
+    }
+
+    fn releases(&self, environment: &str) -> serde_json::Value {
+        self.fleet.json(&["--releases", "hostomatic", environment])
+    }
+}
+
+/// Requests through nginx from several clients until stopped: how many, and how many failed.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    versions: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: String) -> Load {
+        let (stop, sent, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let (s, n, f, v) =
+            (Arc::clone(&stop), Arc::clone(&sent), Arc::clone(&failed), Arc::clone(&versions));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                let client = reqwest::Client::new();
+                let mut clients = tokio::task::JoinSet::new();
+                for _ in 0..4 {
+                    let (client, url, s, n, f, v) = (
+                        client.clone(),
+                        url.clone(),
+                        Arc::clone(&s),
+                        Arc::clone(&n),
+                        Arc::clone(&f),
+                        Arc::clone(&v),
+                    );
+                    clients.spawn(async move {
+                        while !s.load(Ordering::SeqCst) {
+                            n.fetch_add(1, Ordering::SeqCst);
+                            let answer = client
+                                .get(&url)
+                                .timeout(std::time::Duration::from_secs(10))
+                                .send()
+                                .await;
+                            match answer {
+                                Ok(answer) if answer.status().is_success() => {
+                                    let body: serde_json::Value =
+                                        answer.json().await.unwrap_or_default();
+                                    if let Some(version) = body["version"].as_str() {
+                                        v.lock().expect("not poisoned").insert(version.to_string());
+                                    }
+                                }
+                                Ok(answer) => {
+                                    eprintln!("failed request: HTTP {}", answer.status());
+                                    f.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Err(err) => {
+                                    eprintln!("failed request: {err}");
+                                    f.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                    });
+                }
+                while clients.join_next().await.is_some() {}
+            });
+        });
+        Load { stop, sent, failed, versions, thread: Some(thread) }
+    }
+
+    fn sent(&self) -> usize {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Stops the clients; returns (sent, failed, versions seen).
+    fn finish(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the load thread ends");
+        }
+        let versions = self.versions.lock().expect("not poisoned").iter().cloned().collect();
+        (self.sent(), self.failed.load(Ordering::SeqCst), versions)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Neither a secret value nor anything but `.env` holds one.
+fn assert_no_secret_outside_env(fleet: &TestFleet, said: &str) {
+    let values: Vec<&str> =
+        SECRETS.lines().filter_map(|l| l.split_once('=').map(|(_, v)| v)).collect();
+    for value in values {
+        assert!(!said.contains(value), "a secret in the output");
+        for (path, bytes) in &fleet.files().0 {
+            if path.ends_with(".env") {
+                continue;
+            }
+            assert!(
+                !String::from_utf8_lossy(bytes).contains(value),
+                "{} holds a secret",
+                path.display()
+            );
+        }
+        for pid in fleet.agent_pids() {
+            for child in descendants(pid) {
+                let arguments = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+                assert!(
+                    !String::from_utf8_lossy(&arguments).contains(value),
+                    "a secret in a process's arguments"
+                );
+            }
+        }
+    }
+}
+
+/// `pid` and every process below it.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = vec![pid];
+    let mut index = 0;
+    while index < all.len() {
+        let parent = all[index];
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        all.extend(children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()));
+        index += 1;
+    }
+    all
+}
+
+#[test]
+fn uat_from_git_is_promoted_by_tag_rolled_back_and_reproduced() {
+    let project = Project::new();
+    let fleet = &project.fleet;
+
+    let said = fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let first = project.releases("uat")["current"].as_str().expect("a current release").to_string();
+    assert!(first.starts_with("v0.0.1-uat-"), "{first}");
+    assert!(said.contains(&format!("Tagged {first} and pushed the tag.")), "{said}");
+    assert!(said.contains("db_password from DB_PASSWORD (global)"), "{said}");
+    let remote_tags = git(&project.remote, &["tag", "--list"]);
+    assert!(remote_tags.contains(&first), "the tag is on the remote: {remote_tags}");
+    eventually(20, "UAT serving the first release", || project.serving("uat") == first);
+    let page = http_get(&project.route("uat", "frontend"));
+    assert!(page.contains("<h1>hostomatic</h1>"), "{page}");
+
+    // A second UAT release, then production gets the first by tag: the same artifacts.
+    project.change(
+        "backend/app.py",
+        &format!(
+            "{}\n# second\n",
+            std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads")
+        ),
+    );
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
+    assert!(second.starts_with("v0.0.2-uat-"), "{second}");
+    eventually(20, "UAT serving the second release", || project.serving("uat") == second);
+
+    let said = fleet.ok(&["--deploy-prod", "hostomatic", "--tag", &first]);
+    assert!(said.contains("nothing was rebuilt"), "{said}");
+    eventually(20, "production serving the first release", || project.serving("prod") == first);
+    let uat = project.releases("uat");
+    let prod = project.releases("prod");
+    let uat_first = uat["releases"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["version"] == first.as_str())
+        .expect("found")
+        .clone();
+    assert_eq!(
+        prod["releases"][0]["artifacts"], uat_first["artifacts"],
+        "production runs UAT's artifacts"
+    );
+    assert_eq!(prod["releases"][0]["promoted_from"], format!("hostomatic-uat {first}"));
+    let unknown =
+        fleet.fails(&["--deploy-prod", "hostomatic", "--tag", "v9.9.9-uat-20200101-0000"]);
+    assert!(unknown.contains("is not a release that served in hostomatic-uat"), "{unknown}");
+
+    // Back to the first release in UAT.
+    let said = fleet.ok(&["--rollback", "hostomatic", "uat"]);
+    assert!(said.contains("Rolled back; nothing was rebuilt."), "{said}");
+    eventually(20, "UAT back on the first release", || project.serving("uat") == first);
+    assert_eq!(project.releases("uat")["current"], first.as_str());
+    fleet.ok(&["--rollback", "hostomatic", "uat", &second]);
+    eventually(20, "UAT forward again", || project.serving("uat") == second);
+
+    // The tag rebuilds the very artifacts.
+    let dir = fleet.path().join("reproduced");
+    let reproduced =
+        fleet.json(&["--reproduce", &first, "--reproduce-dir", dir.to_str().expect("utf-8")]);
+    assert!(
+        reproduced["artifacts"].as_array().expect("list").iter().all(|a| a["matches"] == true),
+        "{reproduced}"
+    );
+    assert!(dir.join("backend/app.py").is_file());
+    assert!(
+        !std::fs::read_to_string(dir.join("backend/app.py")).expect("reads").contains("# second")
+    );
+    let again =
+        fleet.fails(&["--reproduce", &first, "--reproduce-dir", dir.to_str().expect("utf-8")]);
+    assert!(again.contains("exists and is not empty"), "{again}");
+
+    assert_no_secret_outside_env(fleet, &said);
+}
+
+#[test]
+fn a_redeploy_drops_no_request_through_nginx() {
+    let project = Project::new();
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let first = project.releases("uat")["current"].as_str().expect("current").to_string();
+    eventually(20, "UAT serving", || project.serving("uat") == first);
+    project.change(
+        "backend/app.py",
+        &format!(
+            "{}\n# next\n",
+            std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads")
+        ),
+    );
+
+    let load = Load::start(project.route("uat", "backend"));
+    eventually(30, "some requests before the deploy", || load.sent() > 300);
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
+    let floor = load.sent() + 300;
+    eventually(60, "2,000 requests in all, some after the deploy", || {
+        load.sent() >= floor.max(2_000)
+    });
+    let (sent, failed, versions) = load.finish();
+    eprintln!("{sent} requests during the redeploy, {failed} failed, versions seen: {versions:?}");
+    assert_eq!(failed, 0, "no request failed");
+    assert!(sent >= 2_000);
+    assert_eq!(versions, vec![first, second], "both versions served, one after the other");
+}
+
+#[test]
+fn a_version_that_never_turns_healthy_is_stopped_while_the_old_one_serves() {
+    let project = Project::new();
+    let path = project.fleet.path().join("config/deployment_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    config["projects"]["hostomatic"]["services"]["backend"]["health_check"] = serde_json::json!({"path": "/health", "interval_seconds": 1, "timeout_seconds": 1, "retries": 3});
+    std::fs::write(&path, config.to_string()).expect("writes");
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let first = project.releases("uat")["current"].as_str().expect("current").to_string();
+    eventually(20, "UAT serving", || project.serving("uat") == first);
+
+    // The next version prints a line and then answers its health check with 500.
+    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
+    let broken = app
+        .replace("if self.path == \"/health\":", "if self.path == \"/health\":\n            self.send_error(500, \"database unreachable\")\n            return")
+        .replace("def main():", "def main():\n    print(\"connecting to the database failed\", flush=True)");
+    project.change("backend/app.py", &broken);
+
+    let load = Load::start(project.route("uat", "backend"));
+    eventually(30, "requests flowing", || load.sent() > 200);
+    let refused = project.fleet.fails(&["--deploy-uat", "hostomatic"]);
+    let (sent, failed, versions) = load.finish();
+    assert!(
+        refused.contains("backend on web1: backend did not pass its health check after 3 tries"),
+        "{refused}"
+    );
+    assert!(refused.contains("/health last answered: HTTP 500"), "{refused}");
+    assert!(
+        refused.contains("connecting to the database failed"),
+        "the service's log is shown: {refused}"
+    );
+    assert!(refused.contains("keeps serving"), "{refused}");
+    assert_eq!(failed, 0, "{sent} requests, none failed");
+    assert_eq!(versions, vec![first.clone()]);
+    assert_eq!(project.serving("uat"), first);
+    let releases = project.releases("uat");
+    assert_eq!(releases["current"], first.as_str());
+    assert!(releases["releases"][0]["outcome"]["failed"]["reason"].is_string(), "{releases}");
+    let tags = git(&project.remote, &["tag", "--list"]);
+    assert_eq!(tags.lines().count(), 1, "a failed release is not tagged: {tags}");
+}
+
+#[test]
+fn a_missing_secret_stops_the_deploy_before_anything_changes() {
+    let project = Project::new();
+    project.fleet.write(".env", SECRETS.replace("STRIPE_KEY=sk_Secret_8832\n", ""));
+    let before = project.fleet.files();
+    let refused = project.fleet.fails(&["--deploy-uat", "hostomatic"]);
+    assert!(
+        refused.contains(
+            "secret stripe_key of hostomatic-uat is not set; set one of HOSTOMATIC_UAT_STRIPE_KEY, \
+             HOSTOMATIC_STRIPE_KEY, UAT_STRIPE_KEY, STRIPE_KEY"
+        ),
+        "{refused}"
+    );
+    crate::common::assert_unchanged(&before, &project.fleet.files());
+    assert!(git(&project.remote, &["tag", "--list"]).is_empty());
+}
+
+#[test]
+fn a_local_tree_deploys_without_a_tag_and_a_crashed_service_comes_back() {
+    let project = Project::new();
+    let work = project.work.to_str().expect("utf-8");
+    let said = project.fleet.ok(&["--deploy-uat", "hostomatic", "--local", "--project-path", work]);
+    assert!(said.contains("no tag was pushed"), "{said}");
+    let release = project.releases("uat")["releases"][0].clone();
+    assert!(release["version"].as_str().expect("version").starts_with("local-"), "{release}");
+    assert_eq!(release["local_tree"]["path"], work);
+    assert_eq!(release["commit"].as_str().map(str::len), Some(40), "the tree's HEAD: {release}");
+    assert!(git(&project.remote, &["tag", "--list"]).is_empty());
+
+    // A service that dies is started again by its agent.
+    let web1 = project.fleet.state().droplets["web1"].clone();
+    let services: serde_json::Value = serde_json::from_str(&http_get(&format!(
+        "http://{}:{}/services",
+        web1.ip, web1.agent_port
+    )))
+    .expect("json");
+    let backend = services
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|s| s["project_env"] == "hostomatic-uat" && s["service"] == "backend")
+        .expect("backend")
+        .clone();
+    let pid = backend["pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("kills");
+    eventually(20, "the backend started again", || {
+        let services: serde_json::Value = serde_json::from_str(&http_get(&format!(
+            "http://{}:{}/services",
+            web1.ip, web1.agent_port
+        )))
+        .unwrap_or_default();
+        services.as_array().into_iter().flatten().any(|s| {
+            s["service"] == "backend"
+                && s["project_env"] == "hostomatic-uat"
+                && s["restarts"] == 1
+                && s["state"] == "running"
+        })
+    });
+    eventually(20, "UAT serving again", || project.serving("uat").starts_with("local-"));
+}
+
+#[test]
+fn a_replaced_droplet_comes_back_running_the_release_from_its_snapshot() {
+    let project = Project::new();
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let release = project.releases("uat")["current"].as_str().expect("current").to_string();
+    let before = project.fleet.state().droplets["web1"].clone();
+    let id = before.id.clone();
+    let pid = orchestrator::provider::local::manifest::running_agent(
+        &project.fleet.path().join(".local-cloud/droplets").join(id),
+    )
+    .expect("runs");
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("kills");
+
+    // The replacement is restored from the snapshot taken after the release.
+    eventually(60, "web1 replaced and serving the release", || {
+        let status = project.fleet.json(&["--status"]);
+        let web1 = status["droplets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["name"] == "web1")
+            .cloned()
+            .unwrap_or_default();
+        if web1["ip"] == before.ip.as_str() || web1["health"] != "healthy" {
+            return false;
+        }
+        let ip = web1["ip"].as_str().unwrap_or_default();
+        let direct: serde_json::Value =
+            serde_json::from_str(&http_get(&format!("http://{ip}:{}/services", before.agent_port)))
+                .unwrap_or_default();
+        direct.as_array().into_iter().flatten().any(|s| {
+            s["service"] == "backend" && s["version"] == release.as_str() && s["state"] == "running"
+        })
+    });
+    eventually(20, "UAT serving through nginx", || project.serving("uat") == release);
+}
