@@ -49,6 +49,8 @@ struct Target<'a> {
     project_env: String,
     /// Resolved and sealed: service → variable → value.
     secrets: BTreeMap<String, BTreeMap<String, sealed::Sealed>>,
+    /// `templates/process.sh.j2` (or the built-in one), and where it came from.
+    process_template: (String, String),
 }
 
 pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Result<()> {
@@ -377,15 +379,35 @@ fn target<'a>(
     if !found.is_empty() && !context.json {
         crate::say!("Secrets: {}.", found.join("; "));
     }
-    Ok(Target {
+    let template_path = context.workspace.templates_dir().join("process.sh.j2");
+    let process_template = match std::fs::read_to_string(&template_path) {
+        Ok(text) => (template_path.display().to_string(), text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            ("the built-in process.sh.j2".to_string(), super::setup::TEMPLATE_PROCESS.to_string())
+        }
+        Err(err) => bail!("cannot read {}: {err}", template_path.display()),
+    };
+    let target = Target {
         config,
         state,
         key,
+        process_template,
         project: project.to_string(),
         environment: environment.to_string(),
         project_env,
         secrets: sealed_secrets,
-    })
+    };
+    // A template that cannot be rendered stops the deploy before anything is built.
+    let probe = blank(&target, "v0.0.0");
+    for (service, service_config) in &project_config.services {
+        render_process(
+            &target,
+            &probe,
+            service,
+            service_config.command.as_deref().unwrap_or_default(),
+        )?;
+    }
+    Ok(target)
 }
 
 fn repository_url(config: &Config, project: &str) -> anyhow::Result<String> {
@@ -502,7 +524,12 @@ fn request(
             kind: record.kind,
             port: if record.kind == ServiceKind::Web { record.port } else { None },
             artifact: artifact.digest.clone(),
-            command: config.command.clone().unwrap_or_default(),
+            command: render_process(
+                target,
+                release,
+                name,
+                config.command.as_deref().unwrap_or_default(),
+            )?,
             health: config.health_check.clone(),
             secrets: target.secrets.get(name).cloned().unwrap_or_default(),
         });
@@ -710,4 +737,33 @@ async fn snapshot(context: &Context, target: &Target<'_>, droplets: &[String]) {
 
 fn deploy_config<'a>(target: &Target<'a>) -> &'a fleet::DeploymentConfig {
     &target.config.deploy
+}
+
+/// The shell script that starts `service`, from `templates/process.sh.j2`.
+fn render_process(
+    target: &Target,
+    release: &Release,
+    service: &str,
+    command: &str,
+) -> anyhow::Result<String> {
+    let (origin, source) = &target.process_template;
+    let mut environment = minijinja::Environment::new();
+    environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let rendered = environment.render_str(
+        source,
+        minijinja::context! {
+            project => &target.project,
+            environment => &target.environment,
+            service => service,
+            version => &release.version,
+            command => command,
+        },
+    );
+    rendered.map_err(|err| {
+        anyhow::anyhow!(
+            "{origin}, line {}: {}",
+            err.line().unwrap_or(0),
+            err.detail().unwrap_or("cannot be rendered")
+        )
+    })
 }

@@ -10,6 +10,8 @@ use crate::output;
 
 /// The load balancer's configuration template, also used when `templates/` has none.
 pub const TEMPLATE_NGINX: &str = include_str!("../../assets/templates/nginx.conf.j2");
+/// How the process platform starts a service, also used when `templates/` has none.
+pub const TEMPLATE_PROCESS: &str = include_str!("../../assets/templates/process.sh.j2");
 
 /// Keeps the fleet key and the lock out of version control.
 const GITIGNORE: &str =
@@ -23,6 +25,7 @@ const FILES: &[(&str, &str)] = &[
     ("config/sms_config.json", include_str!("../../assets/sms_config.json")),
     ("config/.gitignore", GITIGNORE),
     ("templates/nginx.conf.j2", TEMPLATE_NGINX),
+    ("templates/process.sh.j2", TEMPLATE_PROCESS),
     (".env.example", include_str!("../../assets/env.example")),
 ];
 

@@ -487,3 +487,56 @@ fn a_replaced_droplet_comes_back_running_the_release_from_its_snapshot() {
     });
     eventually(20, "UAT serving through nginx", || project.serving("uat") == release);
 }
+
+#[test]
+fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
+    let project = Project::new();
+    let fleet = &project.fleet;
+    let before = fleet.files();
+    let unknown = fleet.fails(&["--deploy-uat", "nosuch"]);
+    assert!(unknown.contains("nosuch is not a project in"), "{unknown}");
+    assert!(unknown.contains("hostomatic"), "the projects there are: {unknown}");
+    let branch = fleet.fails(&["--deploy-uat", "hostomatic", "--branch", "nosuch"]);
+    assert!(branch.contains("has no branch \"nosuch\""), "{branch}");
+    let nothing = fleet.fails(&["--deploy-prod", "hostomatic"]);
+    assert!(
+        nothing.contains("hostomatic-uat has no release yet; run --deploy-uat hostomatic first"),
+        "{nothing}"
+    );
+    let back = fleet.fails(&["--rollback", "hostomatic", "prod"]);
+    assert!(back.contains("hostomatic-prod has no earlier release to go back to"), "{back}");
+    let environment = fleet.fails(&["--rollback", "hostomatic", "staging"]);
+    assert!(
+        environment.contains("hostomatic has no staging environment (it has: prod, uat)"),
+        "{environment}"
+    );
+    let tag = fleet.fails(&["--reproduce", "v1.0.0-uat-20260101-0000", "--reproduce-dir", "out"]);
+    assert!(tag.contains("no release tagged v1.0.0-uat-20260101-0000"), "{tag}");
+    let local =
+        fleet.fails(&["--deploy-uat", "hostomatic", "--local", "--project-path", "missing"]);
+    assert!(local.contains("--project-path missing is not a directory"), "{local}");
+
+    fleet.write("templates/process.sh.j2", "exec {{ comand }}\n");
+    let template = fleet.fails(&["--deploy-uat", "hostomatic"]);
+    assert!(template.contains("templates/process.sh.j2, line 1:"), "{template}");
+    // Only the template written above, and the cache of the remote's history, differ.
+    let kept = |files: crate::common::Files| {
+        crate::common::Files(
+            files
+                .0
+                .into_iter()
+                .filter(|(p, _)| {
+                    !p.ends_with("process.sh.j2")
+                        && !p.to_string_lossy().contains(".orchestrator/repos")
+                })
+                .collect(),
+        )
+    };
+    crate::common::assert_unchanged(&kept(before), &kept(fleet.files()));
+
+    let path = fleet.path().join("config/deployment_config.json");
+    let text = std::fs::read_to_string(&path).expect("reads").replace("\"process\"", "\"docker\"");
+    std::fs::write(&path, text).expect("writes");
+    let docker = fleet.fails(&["--deploy-uat", "hostomatic"]);
+    assert!(docker.contains("deployment_platform Docker cannot deploy yet"), "{docker}");
+}

@@ -163,10 +163,9 @@ fn set(status: &Mutex<Status>, pid: Option<u32>, state: &'static str, restarted:
 fn spawn(launch: &Launch) -> std::io::Result<tokio::process::Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&launch.log)?;
     let mut command = tokio::process::Command::new("/bin/sh");
-    // `exec` so the service itself is the process that gets the signals.
     command
         .arg("-c")
-        .arg(format!("exec {}", launch.command))
+        .arg(&launch.command)
         .current_dir(&launch.dir)
         .env_clear()
         .envs(inherited())

@@ -54,7 +54,8 @@ pub struct ServiceSpec {
     pub port: Option<u16>,
     /// The artifact's SHA-256, uploaded before with `POST /v1/artifacts/{digest}`.
     pub artifact: String,
-    /// Run with `sh -c` in the unpacked artifact.
+    /// The script that starts it (rendered from `templates/process.sh.j2`), run with
+    /// `sh -c` in the unpacked artifact.
     pub command: String,
     pub health: HealthCheck,
     /// Environment variable name → value sealed with the fleet key.
