@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The master droplet's load balancer is a real nginx.
-scripts/install-packages.sh nginx
+# The master droplet's load balancer is a real nginx; the example project's cache is Redis.
+scripts/install-packages.sh nginx redis-server
 cargo build --release --locked --bin orchestrator
 target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
@@ -33,12 +33,13 @@ if [ ! -d remote/hostomatic.git ]; then
 fi
 sed -i "s#https://github.com/yourusername#$PWD/remote#" config/deployment_config.json
 # Made-up values for the example's secrets (a real fleet keeps real ones in .env).
-if [ ! -f .env ]; then
-  for name in DB_PASSWORD STRIPE_KEY OPENAI_API_KEY STRIPE_PUBLISHABLE_KEY SENDGRID_API_KEY; do
-    echo "$name=demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  done > .env
-  chmod 600 .env
-fi
+touch .env
+chmod 600 .env
+for name in DB_PASSWORD STRIPE_KEY OPENAI_API_KEY STRIPE_PUBLISHABLE_KEY SENDGRID_API_KEY REDIS_PASSWORD; do
+  grep -q "^$name=." .env || echo "$name=demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .env
+done
+# With the secrets in place, master starts the example's Redis.
+"$bin" --orchestrate
 if "$bin" --releases hostomatic prod --json | grep -q '"current": null'; then
   "$bin" --deploy-uat hostomatic
   "$bin" --deploy-prod hostomatic

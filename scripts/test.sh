@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. As root on Debian it first installs the system programs the
 # tests drive for real (nginx, a headless Chromium, iptables for network partitions, an SMTP
-# server and openssl for its certificates).
+# server and openssl for its certificates, Redis for the infrastructure services).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-packages.sh nginx chromium-headless-shell iptables python3-aiosmtpd openssl
+scripts/install-packages.sh nginx chromium-headless-shell iptables python3-aiosmtpd openssl redis-server
 cargo test --workspace --locked

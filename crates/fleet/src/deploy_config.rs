@@ -59,6 +59,9 @@ pub struct DeploymentConfig {
     /// Projects by name: what each runs. A CSV project missing here runs no services yet.
     #[serde(default)]
     pub projects: BTreeMap<String, ProjectConfig>,
+    /// Databases, caches, vaults and search engines on master, by name (`redis`).
+    #[serde(default)]
+    pub infrastructure: BTreeMap<String, InfraConfig>,
 }
 
 /// The cloud droplets come from.
@@ -155,6 +158,51 @@ pub struct ServiceConfig {
     /// How a new version is judged ready before traffic moves to it (web services).
     #[serde(default)]
     pub health_check: HealthCheck,
+}
+
+/// An infrastructure service: one instance per project-environment that uses it, on master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfraConfig {
+    pub kind: InfraKind,
+    /// The projects that use it; every project when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Vec<String>>,
+    /// The secret holding its password (`redis_password`), looked up like any secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+    /// Where its hash-derived ports start; a default per kind otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_port: Option<u16>,
+    /// How the process platform runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<InfraProcess>,
+    /// The image the container platforms run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// What an infrastructure service is, for people and for its default port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfraKind {
+    Database,
+    Cache,
+    Vault,
+    Search,
+    Other,
+}
+
+/// An infrastructure service on the process platform: a command and, optionally, the
+/// configuration file it reads (the only place its password is written).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfraProcess {
+    /// A template: `{{ host }}`, `{{ port }}`, `{{ data_dir }}`, `{{ config_file }}`.
+    pub command: String,
+    /// A template of the configuration file: the same, and `{{ password }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// A service's readiness check: `GET path` until it answers 2xx.
@@ -304,6 +352,50 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
     }
     if config.region.trim().is_empty() {
         return Err(("region".into(), "must name a region, such as \"nyc3\"".into()));
+    }
+    for (name, infra) in &config.infrastructure {
+        let at = format!("infrastructure.{name}");
+        names::check_service(name, 30)
+            .map_err(|reason| (at.clone(), format!("infrastructure name {name:?} {reason}")))?;
+        for (index, project) in infra.projects.iter().flatten().enumerate() {
+            if !config.projects.contains_key(project) {
+                return Err((
+                    format!("{at}.projects[{index}]"),
+                    format!("{project:?} is not a project of this file"),
+                ));
+            }
+        }
+        if let Some(secret) = &infra.password_secret {
+            let valid = secret.starts_with(|c: char| c.is_ascii_alphabetic())
+                && secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err((
+                    format!("{at}.password_secret"),
+                    format!("secret name {secret:?} may only hold letters, digits and '_'"),
+                ));
+            }
+        }
+        if let Some(base) = infra.base_port
+            && !(1024..=64000).contains(&base)
+        {
+            return Err((format!("{at}.base_port"), format!("{base} is outside 1024–64000")));
+        }
+        if let Some(process) = &infra.process
+            && process.command.contains("password")
+        {
+            return Err((
+                format!("{at}.process.command"),
+                "must not hold the password, which would show in every process listing; put \
+                 it in process.config"
+                    .into(),
+            ));
+        }
+        if config.deployment_platform == Platform::Process && infra.process.is_none() {
+            return Err((
+                format!("{at}.process"),
+                "the process platform needs a command to run it".into(),
+            ));
+        }
     }
     for (project, project_config) in &config.projects {
         let at = format!("projects.{project}");

@@ -8,6 +8,7 @@
 pub mod consensus;
 pub mod deploy_config;
 pub mod desired;
+pub mod infrastructure;
 mod json;
 pub mod model;
 pub mod names;

@@ -10,7 +10,7 @@ use clap::{ArgAction, ArgGroup, Parser, Subcommand};
 #[command(name = "orchestrator", version, max_term_width = 100)]
 #[command(group(
     ArgGroup::new("command")
-        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup", "services", "recover", "monitor", "deploy_uat", "deploy_prod", "rollback", "releases", "reproduce"])
+        .args(["setup", "init", "orchestrate", "status", "scale", "update_ip", "cleanup", "services", "recover", "monitor", "deploy_uat", "deploy_prod", "rollback", "releases", "reproduce", "restart_infra"])
         .required(true)
 ))]
 #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
@@ -104,6 +104,11 @@ pub struct Cli {
     /// With --reproduce: where to write it (must not exist, or be empty).
     #[arg(long, value_name = "DIR", requires = "reproduce")]
     pub reproduce_dir: Option<PathBuf>,
+
+    /// Restart infrastructure service NAME (a database, a cache …) of PROJECT in ENVIRONMENT
+    /// on master; its data stays.
+    #[arg(long, num_args = 3, value_names = ["NAME", "PROJECT", "ENVIRONMENT"])]
+    pub restart_infra: Option<Vec<String>>,
 
     /// Record the administrator's address (an IP or CIDR block) and rewrite the firewall.
     #[arg(long, value_name = "IP")]

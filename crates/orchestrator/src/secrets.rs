@@ -103,6 +103,12 @@ pub fn missing(
     for row in rows {
         let Some(project) = config.projects.get(&row.name) else { continue };
         let mut names: Vec<&String> = project.services.values().flat_map(|s| &s.secrets).collect();
+        // The passwords of the infrastructure services the project uses, too.
+        names.extend(config.infrastructure.values().filter_map(|infra| {
+            let used =
+                fleet::infrastructure::projects_of(config, infra).contains(&row.name.as_str());
+            infra.password_secret.as_ref().filter(|_| used)
+        }));
         names.sort();
         names.dedup();
         for environment in config.environments_of(&row.name) {

@@ -1,13 +1,42 @@
-"""hostomatic's backend: a small JSON API that says which version answers."""
+"""hostomatic's backend: a small JSON API that says which version answers, and whether it
+reaches its Redis (the cache the orchestrator runs on master)."""
 
 import json
 import os
 import signal
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = os.environ.get("VERSION", "unknown")
-SECRETS = ["DB_PASSWORD", "STRIPE_KEY", "OPENAI_API_KEY"]
+SECRETS = ["DB_PASSWORD", "STRIPE_KEY", "OPENAI_API_KEY", "REDIS_PASSWORD"]
+
+
+def redis_command(*words):
+    """Sends one command to Redis (after AUTH) and returns its first reply line."""
+    host, port = os.environ["REDIS_HOST"], int(os.environ["REDIS_PORT"])
+    with socket.create_connection((host, port), timeout=2) as connection:
+        def send(*parts):
+            message = "*%d\r\n" % len(parts) + "".join(
+                "$%d\r\n%s\r\n" % (len(p.encode()), p) for p in parts
+            )
+            connection.sendall(message.encode())
+            return connection.makefile("rb").readline().decode().strip()
+
+        if "REDIS_PASSWORD" in os.environ:
+            answer = send("AUTH", os.environ["REDIS_PASSWORD"])
+            if answer != "+OK":
+                return answer
+        return send(*words)
+
+
+def redis_state():
+    if "REDIS_HOST" not in os.environ:
+        return "not configured"
+    try:
+        return redis_command("PING").lstrip("+")
+    except OSError as error:
+        return "unreachable: %s" % error
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -15,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/health":
-            body = {"status": "ok", "version": VERSION}
+            body = {"status": "ok", "version": VERSION, "redis": redis_state()}
         else:
             body = {
                 "service": "backend",

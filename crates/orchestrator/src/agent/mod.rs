@@ -195,6 +195,8 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/claim", post(receive_claim))
         .route("/v1/heartbeat", post(receive_heartbeat_request))
         .route("/v1/deploy", post(receive_deploy))
+        .route("/v1/infrastructure", post(receive_infrastructure))
+        .route("/v1/infrastructure/restart", post(restart_infrastructure))
         .route(
             "/v1/artifacts/{digest}",
             post(receive_artifact).layer(axum::extract::DefaultBodyLimit::max(auth::MAX_BODY)),
@@ -210,6 +212,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/dashboard", get(dashboard))
         .route("/metrics", get(metrics_text))
         .route("/services", get(services_view))
+        .route("/infrastructure", get(infrastructure_view))
         .merge(signed)
         .with_state(agent)
 }
@@ -311,6 +314,31 @@ async fn receive_deploy(
         Ok(answer) => Json(answer).into_response(),
         Err(refusal) => (StatusCode::UNPROCESSABLE_ENTITY, Json(refusal)).into_response(),
     }
+}
+
+async fn receive_infrastructure(
+    State(agent): State<Arc<Agent>>,
+    Json(request): Json<services::infra::InfraRequest>,
+) -> Json<Vec<services::infra::InfraView>> {
+    Json(agent.services.reconcile_infrastructure(request).await)
+}
+
+/// `POST /v1/infrastructure/restart`: `{"key": "redis hostomatic-prod"}`.
+async fn restart_infrastructure(
+    State(agent): State<Arc<Agent>>,
+    Json(request): Json<serde_json::Value>,
+) -> Response {
+    let key = request["key"].as_str().unwrap_or_default();
+    match agent.services.restart_infrastructure(key).await {
+        Ok(views) => Json(views).into_response(),
+        Err(err) => (StatusCode::NOT_FOUND, err).into_response(),
+    }
+}
+
+async fn infrastructure_view(
+    State(agent): State<Arc<Agent>>,
+) -> Json<Vec<services::infra::InfraView>> {
+    Json(agent.services.infrastructure_view().await)
 }
 
 async fn services_view(State(agent): State<Arc<Agent>>) -> Json<Vec<services::ServiceView>> {

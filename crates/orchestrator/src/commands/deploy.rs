@@ -51,6 +51,8 @@ struct Target<'a> {
     secrets: BTreeMap<String, BTreeMap<String, sealed::Sealed>>,
     /// `templates/process.sh.j2` (or the built-in one), and where it came from.
     process_template: (String, String),
+    /// Where the project-environment's infrastructure services listen.
+    wiring: BTreeMap<String, String>,
 }
 
 pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Result<()> {
@@ -365,6 +367,50 @@ fn target<'a>(
         }
         sealed_secrets.insert(service.clone(), values);
     }
+
+    // Infrastructure on master: host and port in the open, the password as a secret.
+    let mut wiring = BTreeMap::new();
+    let instances = fleet::infrastructure::instances(deploy);
+    let master_ip = state.master().map(|m| m.ip.clone()).unwrap_or_default();
+    for instance in fleet::infrastructure::used_by(&instances, &project_env) {
+        let prefix = fleet::infrastructure::variable_prefix(&instance.name);
+        wiring.insert(format!("{prefix}_HOST"), master_ip.clone());
+        wiring.insert(format!("{prefix}_PORT"), instance.port.to_string());
+        let Some(secret) = &deploy.infrastructure[&instance.name].password_secret else { continue };
+        match secrets::resolve(&config.env, project, environment, secret) {
+            Ok(resolved) => {
+                let variable = format!("{prefix}_PASSWORD");
+                let purpose = format!("secret {variable}");
+                for values in sealed_secrets.values_mut() {
+                    values.insert(variable.clone(), sealed::seal(&key, &purpose, &resolved.value));
+                }
+                found.push(format!("{secret} from {} ({})", resolved.variable, resolved.level));
+            }
+            Err(absent) => missing.push(absent.to_string()),
+        }
+    }
+    // Infrastructure on master: host and port in the open, the password as a secret.
+    let mut wiring = BTreeMap::new();
+    let instances = fleet::infrastructure::instances(deploy);
+    let master_ip = state.master().map(|m| m.ip.clone()).unwrap_or_default();
+    for instance in fleet::infrastructure::used_by(&instances, &project_env) {
+        let prefix = fleet::infrastructure::variable_prefix(&instance.name);
+        wiring.insert(format!("{prefix}_HOST"), master_ip.clone());
+        wiring.insert(format!("{prefix}_PORT"), instance.port.to_string());
+        let Some(secret) = &deploy.infrastructure[&instance.name].password_secret else { continue };
+        match secrets::resolve(&config.env, project, environment, secret) {
+            Ok(resolved) => {
+                let variable = format!("{prefix}_PASSWORD");
+                let purpose = format!("secret {variable}");
+                for values in sealed_secrets.values_mut() {
+                    values.insert(variable.clone(), sealed::seal(&key, &purpose, &resolved.value));
+                }
+                found.push(format!("{secret} from {} ({})", resolved.variable, resolved.level));
+            }
+            Err(absent) => missing.push(absent.to_string()),
+        }
+    }
+
     missing.sort();
     missing.dedup();
     if !missing.is_empty() {
@@ -392,6 +438,7 @@ fn target<'a>(
         state,
         key,
         process_template,
+        wiring,
         project: project.to_string(),
         environment: environment.to_string(),
         project_env,
@@ -532,6 +579,7 @@ fn request(
             )?,
             health: config.health_check.clone(),
             secrets: target.secrets.get(name).cloned().unwrap_or_default(),
+            environment: target.wiring.clone(),
         });
     }
     Ok(DeployRequest {
@@ -722,15 +770,10 @@ async fn snapshot(context: &Context, target: &Target<'_>, droplets: &[String]) {
     let Ok(observed) = provider.list().await else { return };
     for name in droplets {
         let Some(droplet) = observed.iter().find(|d| d.name == *name) else { continue };
-        if let Err(err) = provider.snapshot(droplet).await {
+        let keep = deploy.snapshot_retention;
+        if let Err(err) = crate::provider::snapshot_keeping(provider.as_ref(), droplet, keep).await
+        {
             crate::say!("Warning: no snapshot of {name} after the release: {err}");
-            continue;
-        }
-        let Ok(all) = provider.snapshots().await else { continue };
-        let mut mine: Vec<_> = all.into_iter().filter(|s| s.droplet_name == *name).collect();
-        mine.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        for stale in mine.into_iter().skip(deploy.snapshot_retention as usize) {
-            let _ = provider.delete_snapshot(&stale).await;
         }
     }
 }

@@ -5,6 +5,7 @@ mod apply;
 mod cleanup;
 mod config;
 mod deploy;
+mod infrastructure;
 mod init;
 mod monitor;
 mod orchestrate;
@@ -95,6 +96,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
     } else if let Some(arguments) = cli.releases {
         deploy::list(&context, &arguments[0], &arguments[1])
+    } else if let Some(arguments) = cli.restart_infra {
+        infrastructure::restart(&context, &arguments[0], &arguments[1], &arguments[2]).await
     } else if let (Some(tag), Some(dir)) = (&cli.reproduce, &cli.reproduce_dir) {
         deploy::reproduce(&context, tag, dir)
     } else {

@@ -134,10 +134,17 @@ pub async fn converge(
         firewall::policy(&state, config.deploy.agent_port, config.deploy.load_balancer_port());
     let firewall = provider.apply_firewall(&policy).await?;
     let published = publish(context, &config.deploy, &state, &key).await?;
+    let (infrastructure, infra_lines) =
+        match super::infrastructure::apply(context, config, &state, &key).await {
+            Ok(done) => done,
+            Err(err) => (Vec::new(), vec![format!("infrastructure not applied: {err:#}")]),
+        };
 
     if context.json {
         let mut outcome = Outcome::new(&plan, config, false, &report, changed, Some(&published));
         outcome.firewall = firewall;
+        outcome.infrastructure = infrastructure;
+        outcome.warnings.extend(infra_lines);
         output::print_json(&outcome);
     } else {
         let attempted = report.done.len() + report.failed.len();
@@ -162,6 +169,19 @@ pub async fn converge(
             }
         }
         print_published(&published);
+        if !infrastructure.is_empty() {
+            let rows = super::infrastructure::rows(&infrastructure);
+            crate::say!(
+                "{}",
+                output::table(
+                    ["INFRASTRUCTURE", "KIND", "FOR", "PORT", "STATE", "HEALTH", "PENDING"],
+                    rows
+                )
+            );
+        }
+        for line in &infra_lines {
+            crate::say!("Warning: {line}");
+        }
     }
     if !report.failed.is_empty() {
         let lines: Vec<String> =
@@ -317,6 +337,8 @@ struct Outcome {
     load_balancer: Option<crate::agent::api::LbReport>,
     /// Where alerts go, or why a configured channel is off.
     notifications: Vec<String>,
+    /// The infrastructure services on master.
+    infrastructure: Vec<crate::agent::services::infra::InfraView>,
 }
 
 #[derive(Serialize)]
@@ -359,6 +381,7 @@ impl Outcome {
                 .unwrap_or_default(),
             load_balancer: published.and_then(|p| p.load_balancer.clone()),
             notifications: published.map(|p| p.notifications.clone()).unwrap_or_default(),
+            infrastructure: Vec::new(),
         }
     }
 }

@@ -29,6 +29,8 @@ struct Status {
     summary: fleet::state::Summary,
     /// Droplets whose agent answered its health check just now.
     healthy_droplets: usize,
+    /// The infrastructure services on master, with their health now.
+    infrastructure: Vec<crate::agent::services::infra::InfraView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,6 +148,15 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     if let Some(error) = load_balancer.as_ref().and_then(|lb| lb.error.as_ref()) {
         issues.push(format!("load balancer: {error}"));
     }
+    let infrastructure = infrastructure(&observed).await;
+    for instance in &infrastructure {
+        if !instance.healthy {
+            issues.push(format!(
+                "infrastructure {} for {} on master is {} and does not answer on port {}",
+                instance.name, instance.project_env, instance.state, instance.port
+            ));
+        }
+    }
     let healthy_droplets = droplets.iter().filter(|d| d.health == "healthy").count();
     let missing_secrets = crate::secrets::missing(env, &config.rows, deploy);
     let status = Status {
@@ -159,6 +170,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         projects: state.projects.clone(),
         droplets,
         issues,
+        infrastructure,
     };
     if context.json {
         output::print_json(&status);
@@ -168,7 +180,25 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Asks master's agent how the load balancer is doing.
+/// Asks master's agent which infrastructure services run there.
+async fn infrastructure(
+    observed: &[ObservedDroplet],
+) -> Vec<crate::agent::services::infra::InfraView> {
+    let Some(master) = observed
+        .iter()
+        .find(|d| d.name == fleet::model::MASTER && d.status == DropletStatus::Active)
+    else {
+        return Vec::new();
+    };
+    let Some(ip) = master.ip.as_ref() else { return Vec::new() };
+    let url = format!("http://{ip}:{}/infrastructure", master.agent_port);
+    let Ok(answer) = crate::http::client().get(&url).timeout(Duration::from_secs(5)).send().await
+    else {
+        return Vec::new();
+    };
+    answer.json().await.unwrap_or_default()
+}
+
 /// Asks master's agent, wherever the cloud says it is now, how the load balancer is doing.
 async fn load_balancer(observed: &[ObservedDroplet]) -> Option<LoadBalancerView> {
     let master = observed
@@ -305,6 +335,16 @@ fn print_status(status: &Status) {
         crate::say!(
             "{}",
             output::table(["PROJECT-ENV", "SERVICE", "TYPE", "PORT", "DROPLETS"], rows)
+        );
+    }
+    if !status.infrastructure.is_empty() {
+        let rows = super::infrastructure::rows(&status.infrastructure);
+        crate::say!(
+            "{}",
+            output::table(
+                ["INFRASTRUCTURE", "KIND", "FOR", "PORT ON MASTER", "STATE", "HEALTH", "PENDING"],
+                rows
+            )
         );
     }
 

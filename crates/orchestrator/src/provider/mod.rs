@@ -48,6 +48,28 @@ pub async fn newest_snapshot(
         .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))))
 }
 
+/// Snapshots `droplet`, then deletes its snapshots beyond the newest `keep`.
+pub async fn snapshot_keeping(
+    provider: &dyn Provider,
+    droplet: &ObservedDroplet,
+    keep: u32,
+) -> Result<Snapshot, ProviderError> {
+    let snapshot = provider.snapshot(droplet).await?;
+    let mut mine: Vec<Snapshot> = provider
+        .snapshots()
+        .await?
+        .into_iter()
+        .filter(|s| s.droplet_name == droplet.name)
+        .collect();
+    mine.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    for stale in mine.into_iter().skip(keep.max(1) as usize) {
+        if stale.id != snapshot.id {
+            provider.delete_snapshot(&stale).await?;
+        }
+    }
+    Ok(snapshot)
+}
+
 /// What a replacement is made from, for messages.
 pub fn source(snapshot: Option<&Snapshot>) -> String {
     snapshot.map_or("a fresh droplet (it has no snapshot)".to_string(), |s| {

@@ -9,17 +9,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::common::{TestFleet, eventually, http_get};
 
-const SECRETS: &str = "DB_PASSWORD=db-Secret-4411\nSTRIPE_KEY=sk_Secret_8832\nOPENAI_API_KEY=oa-Secret-1177\n\
-                       STRIPE_PUBLISHABLE_KEY=pk_Secret_2290\nSENDGRID_API_KEY=sg-Secret-5566\n";
+pub const SECRETS: &str = "DB_PASSWORD=db-Secret-4411\nSTRIPE_KEY=sk_Secret_8832\nOPENAI_API_KEY=oa-Secret-1177\n\
+                       STRIPE_PUBLISHABLE_KEY=pk_Secret_2290\nSENDGRID_API_KEY=sg-Secret-5566\n\
+                       REDIS_PASSWORD=redis-Secret-7781\n";
 
 /// The example fleet, with hostomatic's code in a bare remote and its secrets in `.env`.
-struct Project {
-    fleet: TestFleet,
-    work: PathBuf,
-    remote: PathBuf,
+pub struct Project {
+    pub fleet: TestFleet,
+    pub work: PathBuf,
+    pub remote: PathBuf,
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args([
             "-c",
@@ -50,7 +51,12 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 impl Project {
-    fn new() -> Project {
+    pub fn new() -> Project {
+        Project::with_secrets(SECRETS)
+    }
+
+    /// The same, with `secrets` as `.env`.
+    pub fn with_secrets(secrets: &str) -> Project {
         let fleet = TestFleet::example();
         let remote = fleet.path().join("remote/hostomatic.git");
         std::fs::create_dir_all(&remote).expect("creates");
@@ -70,13 +76,13 @@ impl Project {
             "url_pattern": "{base_url}/{project}.git"
         });
         std::fs::write(&path, config.to_string()).expect("writes");
-        fleet.write(".env", SECRETS);
+        fleet.write(".env", secrets);
         fleet.ok(&["--orchestrate"]);
         Project { fleet, work, remote }
     }
 
     /// Commits a change to the project and pushes it.
-    fn change(&self, file: &str, contents: &str) {
+    pub fn change(&self, file: &str, contents: &str) {
         std::fs::write(self.work.join(file), contents).expect("writes");
         git(&self.work, &["commit", "--quiet", "-am", &format!("change {file}")]);
         git(
@@ -85,19 +91,19 @@ impl Project {
         );
     }
 
-    fn route(&self, environment: &str, service: &str) -> String {
+    pub fn route(&self, environment: &str, service: &str) -> String {
         let master = self.fleet.state().droplets["master"].clone();
         format!("http://{}:8080/hostomatic/{environment}/{service}/", master.ip)
     }
 
     /// The version the backend of `environment` answers with through nginx.
-    fn serving(&self, environment: &str) -> String {
+    pub fn serving(&self, environment: &str) -> String {
         let answer = http_get(&self.route(environment, "backend"));
         let parsed: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         parsed["version"].as_str().unwrap_or_default().to_string()
     }
 
-    fn releases(&self, environment: &str) -> serde_json::Value {
+    pub fn releases(&self, environment: &str) -> serde_json::Value {
         self.fleet.json(&["--releases", "hostomatic", environment])
     }
 }

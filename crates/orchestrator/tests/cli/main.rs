@@ -10,6 +10,7 @@ mod bad_input;
 mod cleanup;
 mod deploy;
 mod digitalocean;
+mod infrastructure;
 mod init;
 mod load_balancer;
 mod local_cloud;

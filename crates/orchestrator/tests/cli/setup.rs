@@ -15,6 +15,7 @@ fn setup_writes_every_file_and_never_overwrites() {
             "config/sms_config.json",
             "config/.gitignore",
             "templates/nginx.conf.j2",
+            "templates/process.sh.j2",
             ".env.example"
         ]
     );

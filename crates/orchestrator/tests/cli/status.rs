@@ -91,12 +91,18 @@ fn status_lists_missing_secrets_by_project_environment_and_never_a_value() {
         .iter()
         .filter_map(|m| m["name"].as_str())
         .collect();
-    assert_eq!(prod, ["openai_api_key", "sendgrid_api_key", "stripe_publishable_key"]);
+    assert_eq!(
+        prod,
+        ["openai_api_key", "redis_password", "sendgrid_api_key", "stripe_publishable_key"],
+        "the services' secrets, and the password of the Redis the project uses"
+    );
     let uat = status["missing_secrets"]["hostomatic-uat"].to_string();
     assert!(uat.contains("\"db_password\"") && uat.contains("HOSTOMATIC_UAT_DB_PASSWORD"), "{uat}");
     let table = fleet.ok(&["--status"]);
     assert!(
-        table.contains("hostomatic-prod: openai_api_key, sendgrid_api_key, stripe_publishable_key"),
+        table.contains(
+            "hostomatic-prod: openai_api_key, redis_password, sendgrid_api_key, stripe_publishable_key"
+        ),
         "{table}"
     );
     for output in [status.to_string(), table] {

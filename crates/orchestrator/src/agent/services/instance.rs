@@ -203,10 +203,10 @@ fn tail(path: &Path, count: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(count)..].to_vec()
 }
 
-/// Stops processes a previous run of the agent left behind: each version's directory names
-/// its process, which is only killed if it still runs in that directory.
-pub fn kill_leftovers(root: &Path) {
-    let Ok(units) = glob_dirs(root, 3) else { return };
+/// Stops processes a previous run of the agent left behind: the directories `depth` levels
+/// below `root` each name their process, which is only killed if it still runs there.
+pub fn kill_leftovers_at(root: &Path, depth: usize) {
+    let Ok(units) = glob_dirs(root, depth) else { return };
     for dir in units {
         let Ok(text) = std::fs::read_to_string(dir.join(PID_FILE)) else { continue };
         let Ok(pid) = text.trim().parse::<i32>() else { continue };

@@ -10,6 +10,7 @@
 //! waiting longer after each crash.
 
 mod front;
+pub mod infra;
 mod instance;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,9 @@ pub struct ServiceSpec {
     pub health: HealthCheck,
     /// Environment variable name → value sealed with the fleet key.
     pub secrets: BTreeMap<String, Sealed>,
+    /// Variables that are not secret, such as where the infrastructure services listen.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
 }
 
 /// A deploy that went through.
@@ -103,12 +107,15 @@ pub struct Supervisor {
     droplet: String,
     address: IpAddr,
     root: PathBuf,
+    /// The droplet's runtime directory, which snapshots leave out.
+    run_dir: PathBuf,
     key: Option<FleetKey>,
     events: Arc<Events>,
     http: reqwest::Client,
     deploying: tokio::sync::Mutex<()>,
     units: Mutex<BTreeMap<(String, String), Unit>>,
     fronts: Mutex<BTreeMap<u16, Arc<Front>>>,
+    infra: Mutex<BTreeMap<String, infra::InfraUnit>>,
 }
 
 /// The running version of one service.
@@ -119,7 +126,8 @@ struct Unit {
 }
 
 impl Supervisor {
-    /// Services kept under `root` (the droplet's `data/services`).
+    /// Services kept under `root` (the droplet's `data/services`); infrastructure beside it,
+    /// in `data/infrastructure`.
     pub fn new(
         droplet: &str,
         address: IpAddr,
@@ -130,6 +138,10 @@ impl Supervisor {
         Supervisor {
             droplet: droplet.to_string(),
             address,
+            run_dir: root
+                .parent()
+                .and_then(Path::parent)
+                .map_or_else(|| root.join("run"), |droplet| droplet.join("run")),
             root,
             key,
             events,
@@ -137,6 +149,7 @@ impl Supervisor {
             deploying: tokio::sync::Mutex::new(()),
             units: Mutex::new(BTreeMap::new()),
             fronts: Mutex::new(BTreeMap::new()),
+            infra: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -167,7 +180,8 @@ impl Supervisor {
 
     /// Starts what this droplet ran before the agent stopped, without waiting for health.
     pub async fn resume(self: &Arc<Self>) {
-        instance::kill_leftovers(&self.root);
+        self.resume_infrastructure();
+        instance::kill_leftovers_at(&self.root, 3);
         let Ok(entries) = std::fs::read_dir(self.root.join("running")) else { return };
         for entry in entries.filter_map(Result::ok) {
             let Ok(text) = std::fs::read(entry.path()) else { continue };
@@ -313,6 +327,11 @@ impl Supervisor {
         for unit in units {
             unit.instance.stop().await;
         }
+        let infra: Vec<infra::InfraUnit> =
+            std::mem::take(&mut *self.infra.lock().expect("not poisoned")).into_values().collect();
+        for unit in infra {
+            unit.stop().await;
+        }
     }
 
     fn unit_dir(&self, project_env: &str, service: &str) -> PathBuf {
@@ -346,6 +365,7 @@ impl Supervisor {
             }
             ServiceKind::Worker => None,
         };
+        environment.extend(spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
         let key = self.key.as_ref().ok_or("this droplet has no fleet key to open secrets with")?;
         for (variable, value) in &spec.secrets {
             let secret = sealed::open(key, &format!("secret {variable}"), value)

@@ -1,0 +1,133 @@
+//! Infrastructure services on master: which instances there are and on which ports.
+//!
+//! Each project-environment that uses an infrastructure service gets an instance of its own,
+//! on a port derived from a base per kind and a hash of the project-environment, so the port
+//! is known without a registry and stays the same as projects come and go. The defaults lie
+//! above the range application ports and the system's ephemeral ports use.
+
+use crate::DeploymentConfig;
+use crate::deploy_config::{InfraConfig, InfraKind};
+use crate::model::project_env;
+use crate::ports::hash_port;
+
+/// How far above its base an instance's port may land.
+pub const RANGE: u16 = 500;
+
+/// One instance: `redis` for `hostomatic-prod`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    pub kind: InfraKind,
+    pub project: String,
+    pub environment: String,
+    pub project_env: String,
+    pub port: u16,
+}
+
+/// Where a kind's ports start when the configuration does not say.
+pub fn default_base_port(kind: InfraKind) -> u16 {
+    match kind {
+        InfraKind::Database => 61000,
+        InfraKind::Cache => 62000,
+        InfraKind::Vault => 63000,
+        InfraKind::Search => 64000,
+        InfraKind::Other => 64500,
+    }
+}
+
+/// The projects an infrastructure service serves.
+pub fn projects_of<'a>(config: &'a DeploymentConfig, infra: &'a InfraConfig) -> Vec<&'a str> {
+    match &infra.projects {
+        Some(projects) => projects.iter().map(String::as_str).collect(),
+        None => config.projects.keys().map(String::as_str).collect(),
+    }
+}
+
+/// Every instance the configuration asks for, sorted by name and project-environment. Two
+/// instances whose hashes meet are told apart by probing upwards, in that fixed order.
+pub fn instances(config: &DeploymentConfig) -> Vec<Instance> {
+    let mut taken: Vec<u16> = Vec::new();
+    let mut all = Vec::new();
+    for (name, infra) in &config.infrastructure {
+        let base = infra.base_port.unwrap_or_else(|| default_base_port(infra.kind));
+        for project in projects_of(config, infra) {
+            for environment in config.environments_of(project) {
+                let mut port = hash_port(project, &format!("{environment}:{name}"), base, RANGE);
+                while taken.contains(&port) {
+                    port = port.checked_add(1).unwrap_or(base);
+                }
+                taken.push(port);
+                all.push(Instance {
+                    name: name.clone(),
+                    kind: infra.kind,
+                    project: project.to_string(),
+                    environment: environment.clone(),
+                    project_env: project_env(project, environment),
+                    port,
+                });
+            }
+        }
+    }
+    all
+}
+
+/// The instances a project-environment's services connect to.
+pub fn used_by<'a>(instances: &'a [Instance], project_env: &str) -> Vec<&'a Instance> {
+    instances.iter().filter(|i| i.project_env == project_env).collect()
+}
+
+/// The environment-variable prefix of an infrastructure service: `redis` gives `REDIS`.
+pub fn variable_prefix(name: &str) -> String {
+    crate::names::env_prefix(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> DeploymentConfig {
+        serde_json::from_str(json).expect("valid")
+    }
+
+    #[test]
+    fn each_project_environment_gets_its_own_stable_port() {
+        let config = config(
+            r#"{"provider": "local", "environments": ["prod", "uat"],
+                "projects": {"a": {}, "b": {}},
+                "infrastructure": {
+                    "redis": {"kind": "cache", "projects": ["a"], "process": {"command": "redis-server"}},
+                    "pg": {"kind": "database", "process": {"command": "postgres"}}}}"#,
+        );
+        let all = instances(&config);
+        let names: Vec<String> =
+            all.iter().map(|i| format!("{} {}", i.name, i.project_env)).collect();
+        assert_eq!(
+            names,
+            ["pg a-prod", "pg a-uat", "pg b-prod", "pg b-uat", "redis a-prod", "redis a-uat"]
+        );
+        for instance in &all {
+            let base = default_base_port(instance.kind);
+            assert!((base..base + RANGE + 4).contains(&instance.port), "{instance:?}");
+        }
+        let mut ports: Vec<u16> = all.iter().map(|i| i.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), all.len(), "no two instances share a port");
+        assert_eq!(instances(&config), all, "the same every time");
+
+        // Another project leaves the existing ports alone.
+        let more = self::config(
+            r#"{"provider": "local", "environments": ["prod", "uat"],
+                "projects": {"a": {}, "b": {}, "c": {}},
+                "infrastructure": {
+                    "redis": {"kind": "cache", "projects": ["a"], "process": {"command": "redis-server"}},
+                    "pg": {"kind": "database", "process": {"command": "postgres"}}}}"#,
+        );
+        let redis_a = |all: &[Instance]| {
+            all.iter().find(|i| i.name == "redis" && i.project_env == "a-prod").map(|i| i.port)
+        };
+        assert_eq!(redis_a(&instances(&more)), redis_a(&all));
+        assert_eq!(used_by(&all, "a-uat").len(), 2);
+        assert_eq!(variable_prefix("search-engine"), "SEARCH_ENGINE");
+    }
+}

@@ -1,0 +1,323 @@
+//! Infrastructure services on master (a database, a cache …): one supervised process per
+//! project-environment, its data in the droplet's `data/` (so snapshots carry it), its password
+//! only in the configuration file it reads (under `run/`, which snapshots leave out). Application deploys never touch them; a changed definition is
+//! applied only when the command line says the change was confirmed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet::deploy_config::InfraKind;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use super::Supervisor;
+use super::instance::{self, Instance, Launch};
+use crate::agent::events::EventKind;
+use crate::control::sealed::{self, Sealed};
+
+/// `POST /v1/infrastructure`: what should run, and which changes may restart or stop one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraRequest {
+    pub instances: Vec<InfraSpec>,
+    /// `name project-env` of instances that may be restarted (changed) or stopped (removed).
+    #[serde(default)]
+    pub confirmed: Vec<String>,
+}
+
+/// One instance as the agent runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraSpec {
+    pub name: String,
+    pub kind: InfraKind,
+    pub project_env: String,
+    pub port: u16,
+    /// Templates: `{{ host }}`, `{{ port }}`, `{{ data_dir }}`, `{{ config_file }}`; the
+    /// configuration file's also `{{ password }}`.
+    pub command: String,
+    pub config: Option<String>,
+    /// Sealed for [`password_purpose`].
+    pub password: Option<Sealed>,
+}
+
+impl InfraSpec {
+    pub fn key(&self) -> String {
+        format!("{} {}", self.name, self.project_env)
+    }
+
+    /// What a change of would restart the instance: everything but the password's sealing.
+    pub fn fingerprint(&self) -> String {
+        let text = format!(
+            "{}\n{:?}\n{}\n{}\n{}\n{}",
+            self.name,
+            self.kind,
+            self.project_env,
+            self.port,
+            self.command,
+            self.config.as_deref().unwrap_or_default()
+        );
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))[..16].to_string()
+    }
+}
+
+/// What an instance's password is sealed for.
+pub fn password_purpose(name: &str, project_env: &str) -> String {
+    format!("infrastructure password {name} {project_env}")
+}
+
+/// `GET /infrastructure`: what runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraView {
+    pub name: String,
+    pub kind: InfraKind,
+    pub project_env: String,
+    pub port: u16,
+    pub fingerprint: String,
+    pub pid: Option<u32>,
+    /// `running`, `restarting` or `stopped`.
+    pub state: String,
+    pub restarts: u32,
+    /// Whether its port takes connections now.
+    pub healthy: bool,
+    /// A change that waits for confirmation, if any.
+    pub pending: Option<String>,
+}
+
+pub(super) struct InfraUnit {
+    spec: InfraSpec,
+    instance: Instance,
+    pending: Option<String>,
+}
+
+impl InfraUnit {
+    pub(super) async fn stop(self) {
+        self.instance.stop().await;
+    }
+}
+
+impl Supervisor {
+    fn infra_root(&self) -> PathBuf {
+        self.root.with_file_name("infrastructure")
+    }
+
+    /// Starts what should run and is not running; restarts or stops only what was confirmed.
+    pub async fn reconcile_infrastructure(&self, request: InfraRequest) -> Vec<InfraView> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let wanted: BTreeMap<String, InfraSpec> =
+            request.instances.iter().map(|s| (s.key(), s.clone())).collect();
+        let mut to_stop = Vec::new();
+        let mut to_start = Vec::new();
+        {
+            let mut units = self.infra.lock().expect("not poisoned");
+            for (key, unit) in units.iter_mut() {
+                match wanted.get(key) {
+                    None if request.confirmed.contains(key) => to_stop.push(key.clone()),
+                    None => unit.pending = Some("no longer in the configuration".into()),
+                    Some(spec) if spec.fingerprint() != unit.spec.fingerprint() => {
+                        if request.confirmed.contains(key) {
+                            to_stop.push(key.clone());
+                            to_start.push(spec.clone());
+                        } else {
+                            unit.pending = Some("changed; restarts once confirmed".into());
+                        }
+                    }
+                    Some(_) => unit.pending = None,
+                }
+            }
+            for (key, spec) in &wanted {
+                if !units.contains_key(key) {
+                    to_start.push(spec.clone());
+                }
+            }
+        }
+        for key in to_stop {
+            let unit = self.infra.lock().expect("not poisoned").remove(&key);
+            if let Some(unit) = unit {
+                unit.instance.stop().await;
+                self.events.record(EventKind::Change, format!("infrastructure {key} stopped"));
+            }
+        }
+        for spec in to_start {
+            self.start_infra(spec);
+        }
+        self.remember_infrastructure();
+        self.infrastructure_view().await
+    }
+
+    /// Stops and starts one instance.
+    pub async fn restart_infrastructure(&self, key: &str) -> Result<Vec<InfraView>, String> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let unit = self.infra.lock().expect("not poisoned").remove(key);
+        let Some(unit) = unit else { return Err(format!("no infrastructure {key} runs here")) };
+        unit.instance.stop().await;
+        self.start_infra(unit.spec);
+        self.events.record(EventKind::Change, format!("infrastructure {key} restarted"));
+        Ok(self.infrastructure_view().await)
+    }
+
+    /// Starts the instances kept from before the agent stopped.
+    pub(super) fn resume_infrastructure(&self) {
+        let root = self.infra_root();
+        instance::kill_leftovers_at(&root, 2);
+        let Ok(text) = std::fs::read(root.join("instances.json")) else { return };
+        let Ok(specs) = serde_json::from_slice::<Vec<InfraSpec>>(&text) else { return };
+        for spec in specs {
+            self.start_infra(spec);
+        }
+    }
+
+    fn start_infra(&self, spec: InfraSpec) {
+        let key = spec.key();
+        let (instance, pending) = match self.launch_infra(&spec) {
+            Ok(launch) => (Instance::start(launch, Arc::clone(&self.events)), None),
+            Err(err) => {
+                self.events.record(
+                    EventKind::Failure,
+                    format!("infrastructure {key} cannot start: {err}"),
+                );
+                let idle = Launch {
+                    label: key.clone(),
+                    command: "exit 1".into(),
+                    dir: self.infra_root().join(&spec.name).join(&spec.project_env),
+                    log: self
+                        .infra_root()
+                        .join(&spec.name)
+                        .join(format!("{}.log", spec.project_env)),
+                    environment: Vec::new(),
+                    backend: None,
+                };
+                let _ = std::fs::create_dir_all(&idle.dir);
+                (Instance::start(idle, Arc::clone(&self.events)), Some(err))
+            }
+        };
+        self.events.record(
+            EventKind::Change,
+            format!("infrastructure {key} started on port {}", spec.port),
+        );
+        self.infra.lock().expect("not poisoned").insert(key, InfraUnit { spec, instance, pending });
+    }
+
+    fn launch_infra(&self, spec: &InfraSpec) -> Result<Launch, String> {
+        let dir = self.infra_root().join(&spec.name).join(&spec.project_env);
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|err| format!("cannot create {}: {err}", data_dir.display()))?;
+        // The configuration file holds the password, so it lives in the droplet's runtime
+        // directory, which snapshots leave out; every start writes it afresh.
+        let run_dir = self.run_dir.join("infrastructure").join(&spec.name).join(&spec.project_env);
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|err| format!("cannot create {}: {err}", run_dir.display()))?;
+        let config_file = run_dir.join(format!("{}.conf", spec.name));
+        let values = |password: Option<&str>| {
+            minijinja::context! {
+                host => self.address.to_string(),
+                port => spec.port,
+                data_dir => data_dir.display().to_string(),
+                config_file => config_file.display().to_string(),
+                password => password,
+            }
+        };
+        let render = |template: &str, password: Option<&str>| {
+            let mut environment = minijinja::Environment::new();
+            environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+            environment.render_str(template, values(password)).map_err(|err| {
+                format!("its template cannot be rendered: {}", err.detail().unwrap_or("error"))
+            })
+        };
+        if let Some(template) = &spec.config {
+            let password = match (&spec.password, &self.key) {
+                (Some(sealed), Some(key)) => Some(
+                    sealed::open(key, &password_purpose(&spec.name, &spec.project_env), sealed)
+                        .map_err(|err| err.to_string())?,
+                ),
+                _ => None,
+            };
+            let text = render(template, password.as_ref().map(|p| p.expose()))?;
+            // Written private first, then filled: the password is never readable by others.
+            let _ = std::fs::remove_file(&config_file);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode_private()
+                .open(&config_file)
+                .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()))
+                .map_err(|err| format!("cannot write {}: {err}", config_file.display()))?;
+        }
+        Ok(Launch {
+            label: format!("infrastructure {}", spec.key()),
+            // `exec`, so a stop reaches the server itself rather than the shell around it.
+            command: {
+                let command = render(&spec.command, None)?;
+                if command.trim_start().starts_with("exec ") {
+                    command
+                } else {
+                    format!("exec {command}")
+                }
+            },
+            dir: dir.clone(),
+            log: dir.join(format!("{}.log", spec.name)),
+            environment: Vec::new(),
+            backend: None,
+        })
+    }
+
+    fn remember_infrastructure(&self) {
+        let specs: Vec<InfraSpec> =
+            self.infra.lock().expect("not poisoned").values().map(|u| u.spec.clone()).collect();
+        let root = self.infra_root();
+        let _ = std::fs::create_dir_all(&root);
+        let path = root.join("instances.json");
+        let text = serde_json::to_vec_pretty(&specs).expect("specs always serialise");
+        if let Err(err) = fleet::store::write_atomically(&path, &text, None) {
+            tracing::warn!(%err, "cannot keep the infrastructure's definitions");
+        }
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+
+    /// Every instance with its health now.
+    pub async fn infrastructure_view(&self) -> Vec<InfraView> {
+        let mut views: Vec<InfraView> = self
+            .infra
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .map(|unit| {
+                let status = unit.instance.status();
+                InfraView {
+                    name: unit.spec.name.clone(),
+                    kind: unit.spec.kind,
+                    project_env: unit.spec.project_env.clone(),
+                    port: unit.spec.port,
+                    fingerprint: unit.spec.fingerprint(),
+                    pid: status.pid,
+                    state: status.state.to_string(),
+                    restarts: status.restarts,
+                    healthy: false,
+                    pending: unit.pending.clone(),
+                }
+            })
+            .collect();
+        for view in &mut views {
+            let address = SocketAddr::new(self.address, view.port);
+            let connect = tokio::net::TcpStream::connect(address);
+            view.healthy =
+                matches!(tokio::time::timeout(Duration::from_secs(1), connect).await, Ok(Ok(_)));
+        }
+        views
+    }
+}
+
+/// Opening a file readable by its owner only.
+trait PrivateMode {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for std::fs::OpenOptions {
+    fn mode_private(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o600)
+    }
+}

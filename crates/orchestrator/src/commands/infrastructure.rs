@@ -1,0 +1,201 @@
+//! Infrastructure services on master, started by `--orchestrate` and restarted by
+//! `--restart-infra`: the definitions come from `deployment_config.json`, the passwords from
+//! the usual secret lookup, sealed for master's agent.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use fleet::State;
+
+use super::Context;
+use super::config::Config;
+use crate::agent::services::infra::{self, InfraRequest, InfraSpec, InfraView};
+use crate::control::sealed;
+use crate::control::{AgentClient, FleetKey};
+use crate::output;
+use crate::secrets;
+
+/// The instances to run, and a line for each one that cannot run, saying why.
+pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>) {
+    let mut specs = Vec::new();
+    let mut problems = Vec::new();
+    for instance in fleet::infrastructure::instances(&config.deploy) {
+        let definition = &config.deploy.infrastructure[&instance.name];
+        let Some(process) = &definition.process else {
+            problems.push(format!(
+                "{} for {}: the {:?} platform cannot run infrastructure yet",
+                instance.name, instance.project_env, config.deploy.deployment_platform
+            ));
+            continue;
+        };
+        let password = match &definition.password_secret {
+            Some(secret) => {
+                match secrets::resolve(
+                    &config.env,
+                    &instance.project,
+                    &instance.environment,
+                    secret,
+                ) {
+                    Ok(found) => Some(sealed::seal(
+                        key,
+                        &infra::password_purpose(&instance.name, &instance.project_env),
+                        &found.value,
+                    )),
+                    Err(missing) => {
+                        problems.push(format!(
+                            "{} for {} is not started: {missing}",
+                            instance.name, instance.project_env
+                        ));
+                        continue;
+                    }
+                }
+            }
+            None => None,
+        };
+        specs.push(InfraSpec {
+            name: instance.name.clone(),
+            kind: instance.kind,
+            project_env: instance.project_env.clone(),
+            port: instance.port,
+            command: process.command.clone(),
+            config: process.config.clone(),
+            password,
+        });
+    }
+    (specs, problems)
+}
+
+fn master(state: &State) -> anyhow::Result<String> {
+    let master = state.master().context("the fleet has no master droplet; run --orchestrate")?;
+    Ok(format!("http://{}:{}", master.ip, master.agent_port))
+}
+
+/// What master runs now.
+pub async fn current(state: &State) -> anyhow::Result<Vec<InfraView>> {
+    let url = format!("{}/infrastructure", master(state)?);
+    let answer = crate::http::client().get(&url).timeout(Duration::from_secs(10)).send().await?;
+    Ok(answer.error_for_status()?.json().await?)
+}
+
+/// Starts what is missing on master; restarts changed and stops removed instances once
+/// confirmed (`--yes`, or a yes on the terminal). Returns what runs, and lines to show.
+pub async fn apply(
+    context: &Context,
+    config: &Config,
+    state: &State,
+    key: &FleetKey,
+) -> anyhow::Result<(Vec<InfraView>, Vec<String>)> {
+    let (specs, mut lines) = specs(config, key);
+    let running = current(state).await.unwrap_or_default();
+    if specs.is_empty() && running.is_empty() {
+        return Ok((Vec::new(), lines));
+    }
+    let mut changes = Vec::new();
+    for view in &running {
+        let key = format!("{} {}", view.name, view.project_env);
+        match specs.iter().find(|s| s.key() == key) {
+            Some(spec) if spec.fingerprint() != view.fingerprint => {
+                changes.push((key, "changed: restarts it (its data stays)"))
+            }
+            Some(_) => {}
+            None => changes.push((key, "no longer configured: stops it (its data stays)")),
+        }
+    }
+    let mut confirmed = Vec::new();
+    if !changes.is_empty() {
+        let rows = changes.iter().map(|(key, what)| vec![key.clone(), what.to_string()]);
+        crate::say!("{}", output::table(["INFRASTRUCTURE", "CHANGE"], rows));
+        let agreed = context.yes
+            || (std::io::stdin().is_terminal()
+                && super::confirm("Apply these infrastructure changes?", "infrastructure changes")
+                    .is_ok());
+        if agreed {
+            confirmed = changes.iter().map(|(key, _)| key.clone()).collect();
+        } else {
+            lines.push(format!(
+                "{} infrastructure change(s) wait for confirmation: run --orchestrate --yes",
+                changes.len()
+            ));
+        }
+    }
+    let client = AgentClient::new(key.clone(), "cli");
+    let request = InfraRequest { instances: specs, confirmed };
+    let views: Vec<InfraView> = client
+        .post(&master(state)?, "/v1/infrastructure", &request, Duration::from_secs(60))
+        .await
+        .context("master did not take the infrastructure")?;
+    // A snapshot of master once a new instance runs, so a replacement brings its data along.
+    let new = views
+        .iter()
+        .any(|v| !running.iter().any(|r| r.name == v.name && r.project_env == v.project_env));
+    if new && let Err(err) = snapshot_master(config, context, key).await {
+        lines.push(format!("no snapshot of master after starting infrastructure: {err:#}"));
+    }
+    Ok((views, lines))
+}
+
+/// `--restart-infra NAME PROJECT ENVIRONMENT`.
+pub async fn restart(
+    context: &Context,
+    name: &str,
+    project: &str,
+    environment: &str,
+) -> anyhow::Result<()> {
+    let state = context.store().load()?;
+    let key = context.fleet_key()?;
+    let project_env = fleet::model::project_env(project, environment);
+    let instance_key = format!("{name} {project_env}");
+    let client = AgentClient::new(key, "cli");
+    let views: Vec<InfraView> = match client
+        .post(
+            &master(&state)?,
+            "/v1/infrastructure/restart",
+            &serde_json::json!({"key": instance_key}),
+            Duration::from_secs(60),
+        )
+        .await
+    {
+        Ok(views) => views,
+        Err(crate::control::client::ControlError::Refused { status: 404, .. }) => {
+            bail!("no infrastructure {name} runs for {project_env} on master; see --status")
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if context.json {
+        output::print_json(&views);
+    } else {
+        crate::say!("{name} for {project_env} restarted.");
+    }
+    Ok(())
+}
+
+/// Rows for tables: name, project-environment, port, state, health.
+pub fn rows(views: &[InfraView]) -> Vec<Vec<String>> {
+    views
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                format!("{:?}", v.kind).to_lowercase(),
+                v.project_env.clone(),
+                v.port.to_string(),
+                v.state.clone(),
+                if v.healthy { "healthy".into() } else { "not answering".into() },
+                v.pending.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+async fn snapshot_master(config: &Config, context: &Context, key: &FleetKey) -> anyhow::Result<()> {
+    let provider = context.provider(&config.deploy, &config.env, Some(key.clone()))?;
+    let observed = provider.list().await?;
+    let master = observed
+        .iter()
+        .find(|d| d.name == fleet::model::MASTER)
+        .context("master is not at the provider")?;
+    crate::provider::snapshot_keeping(provider.as_ref(), master, config.deploy.snapshot_retention)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Infrastructure services on master: a real Redis from Debian's package, started by
+//! `--orchestrate` through the process platform, with its password from `.env`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
+use crate::common::{eventually, have, http_get};
+use crate::deploy::{Project, SECRETS};
+
+const REDIS_PASSWORD: &str = "redis-Secret-7781";
+
+/// One Redis command over a fresh connection, after `AUTH password` when given: the replies.
+fn redis(address: &str, password: Option<&str>, command: &[&str]) -> Vec<String> {
+    let mut connection = TcpStream::connect(address).expect("Redis takes connections");
+    let mut commands = Vec::new();
+    if let Some(password) = password {
+        commands.push(vec!["AUTH", password]);
+    }
+    commands.push(command.to_vec());
+    let mut reader = BufReader::new(connection.try_clone().expect("clones"));
+    let mut replies = Vec::new();
+    for words in commands {
+        let mut message = format!("*{}\r\n", words.len());
+        for word in words {
+            message.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+        }
+        connection.write_all(message.as_bytes()).expect("sends");
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("answers");
+        if line.starts_with('$') && !line.starts_with("$-1") {
+            let mut value = String::new();
+            reader.read_line(&mut value).expect("answers");
+            line = value;
+        }
+        replies.push(line.trim().to_string());
+    }
+    replies
+}
+
+fn have_redis() -> bool {
+    have("redis-server", std::path::Path::new("/usr/bin/redis-server").exists())
+}
+
+/// The Redis instance of `project_env`, from `--status --json`.
+fn instance(project: &Project, project_env: &str) -> serde_json::Value {
+    let status = project.fleet.json(&["--status"]);
+    status["infrastructure"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["name"] == "redis" && i["project_env"] == project_env)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn redis_runs_on_master_with_its_password_and_outlives_app_deploys() {
+    if !have_redis() {
+        return;
+    }
+    let project = Project::new();
+    eventually(20, "Redis healthy in --status", || {
+        instance(&project, "hostomatic-uat")["healthy"] == true
+    });
+    let redis_uat = instance(&project, "hostomatic-uat");
+    let master = project.fleet.state().droplets["master"].ip.clone();
+    let address = format!("{master}:{}", redis_uat["port"]);
+    assert_ne!(
+        instance(&project, "hostomatic-prod")["port"],
+        redis_uat["port"],
+        "an instance per environment"
+    );
+
+    // The password is required, and only the right one works.
+    assert!(redis(&address, None, &["PING"])[0].starts_with("-NOAUTH"));
+    assert!(redis(&address, Some("wrong"), &["PING"])[0].starts_with("-WRONGPASS"));
+    assert_eq!(redis(&address, Some(REDIS_PASSWORD), &["PING"]), ["+OK", "+PONG"]);
+    assert_eq!(
+        redis(&address, Some(REDIS_PASSWORD), &["SET", "greeting", "hello"]),
+        ["+OK", "+OK"]
+    );
+
+    // The backend, on the web droplets, reaches it with the password through its wiring.
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let health = || http_get(&format!("{}health", project.route("uat", "backend")));
+    eventually(20, "the backend's health shows Redis answering", || {
+        health().contains("\"redis\": \"PONG\"")
+    });
+
+    // An app redeploy leaves Redis and its data alone.
+    let pid = instance(&project, "hostomatic-uat")["pid"].clone();
+    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
+    project.change("backend/app.py", &format!("{app}\n# next\n"));
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    assert_eq!(instance(&project, "hostomatic-uat")["pid"], pid, "Redis was not restarted");
+    assert_eq!(redis(&address, Some(REDIS_PASSWORD), &["GET", "greeting"]), ["+OK", "hello"]);
+    let said = project.fleet.ok(&["--orchestrate"]);
+    assert_eq!(instance(&project, "hostomatic-uat")["pid"], pid, "nor by --orchestrate: {said}");
+
+    // Master's snapshot holds its data directory; the password sits only in the file Redis
+    // reads, outside what snapshots carry.
+    let snapshots = project.fleet.path().join(".local-cloud/snapshots");
+    let mut archives: Vec<_> = std::fs::read_dir(&snapshots)
+        .expect("lists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    archives.sort();
+    let listed: Vec<String> = archives
+        .iter()
+        .flat_map(|archive| {
+            let file = std::fs::File::open(archive).expect("opens");
+            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+            tar.entries()
+                .expect("reads")
+                .filter_map(Result::ok)
+                .map(|e| e.path().expect("a path").display().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        listed.iter().any(|p| p.starts_with("data/infrastructure/redis/hostomatic-uat/data")),
+        "a snapshot holds Redis's data directory"
+    );
+    let holders: Vec<String> = project
+        .fleet
+        .files()
+        .0
+        .into_iter()
+        .filter(|(_, bytes)| String::from_utf8_lossy(bytes).contains(REDIS_PASSWORD))
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(
+        holders.iter().all(|p| p.ends_with("/.env") || p.ends_with("redis.conf")),
+        "the password is only in .env and the files Redis reads: {holders:?}"
+    );
+    assert!(holders.iter().all(|p| !p.contains("/data/")), "{holders:?}");
+
+    // Restarted by hand: a new process, the same data.
+    project.fleet.ok(&["--restart-infra", "redis", "hostomatic", "uat"]);
+    eventually(20, "Redis back", || {
+        let now = instance(&project, "hostomatic-uat");
+        now["healthy"] == true && now["pid"] != pid
+    });
+    assert_eq!(redis(&address, Some(REDIS_PASSWORD), &["GET", "greeting"]), ["+OK", "hello"]);
+}
+
+#[test]
+fn without_its_password_redis_is_not_started_and_status_says_which_variables_to_set() {
+    let project =
+        Project::with_secrets(&SECRETS.replace(&format!("REDIS_PASSWORD={REDIS_PASSWORD}\n"), ""));
+    let said = project.fleet.ok(&["--orchestrate"]);
+    assert!(
+        said.contains("redis for hostomatic-prod is not started: secret redis_password of hostomatic-prod is not set"),
+        "{said}"
+    );
+    let status = project.fleet.json(&["--status"]);
+    let missing = status["missing_secrets"]["hostomatic-uat"].to_string();
+    assert!(missing.contains("HOSTOMATIC_UAT_REDIS_PASSWORD"), "{missing}");
+    let refused = project.fleet.fails(&["--deploy-uat", "hostomatic"]);
+    assert!(refused.contains("secret redis_password of hostomatic-uat is not set"), "{refused}");
+}
