@@ -126,8 +126,27 @@ pub fn load_email(file: &Path) -> Result<EmailConfig, NotifyConfigError> {
             format!("{:?} is not an email address", config.from_address),
         ));
     }
-    if config.smtp_settings.host.trim().is_empty() {
-        return Err(problem("smtp_settings.host", "must name the SMTP server".into()));
+    let host = &config.smtp_settings.host;
+    if host.trim().is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(problem(
+            "smtp_settings.host",
+            format!("{host:?} must name the SMTP server (a host name or address)"),
+        ));
+    }
+    if config.smtp_settings.port == 0 {
+        return Err(problem("smtp_settings.port", "must be a port number, such as 587".into()));
+    }
+    if config.smtp_settings.username.is_some() && config.smtp_settings.password.is_none() {
+        return Err(problem(
+            "smtp_settings.password",
+            "must name the variable holding the password, since a username is given".into(),
+        ));
+    }
+    if config.recipients.is_empty() {
+        return Err(problem(
+            "recipients",
+            "must name at least one address, such as {\"admin\": \"you@example.com\"}".into(),
+        ));
     }
     for (role, address) in &config.recipients {
         if !address.contains('@') {
@@ -139,10 +158,11 @@ pub fn load_email(file: &Path) -> Result<EmailConfig, NotifyConfigError> {
     }
     check_secret_name(file, "smtp_settings.password", config.smtp_settings.password.as_deref())?;
     let heartbeat = &config.heartbeat;
-    if !(heartbeat.interval_minutes.is_finite() && heartbeat.interval_minutes >= 0.05) {
+    let minutes = heartbeat.interval_minutes;
+    if !(minutes.is_finite() && (0.05..=10080.0).contains(&minutes)) {
         return Err(problem(
             "heartbeat.interval_minutes",
-            format!("{} is not a number of minutes of at least 0.05", heartbeat.interval_minutes),
+            format!("{minutes} is not a number of minutes from 0.05 to 10080 (a week)"),
         ));
     }
     let senders = heartbeat.primary_sender.iter().map(|s| ("heartbeat.primary_sender", s));
@@ -189,6 +209,17 @@ pub fn load_sms(file: &Path) -> Result<SmsConfig, NotifyConfigError> {
         }
     }
     check_secret_name(file, "auth_token", Some(&config.auth_token))?;
+    let problem = |json_path: &str, problem: &str| NotifyConfigError {
+        file: file.to_path_buf(),
+        json_path: json_path.into(),
+        problem: problem.into(),
+    };
+    if config.account_sid.trim().is_empty() {
+        return Err(problem("account_sid", "must hold the gateway account's id"));
+    }
+    if config.enabled && config.to_numbers.is_empty() {
+        return Err(problem("to_numbers", "must list at least one number while SMS is enabled"));
+    }
     Ok(config)
 }
 
@@ -208,9 +239,11 @@ fn check_secret_name(
         file: file.to_path_buf(),
         json_path: json_path.into(),
         // The value may be a real password typed in by mistake, so it is not repeated.
-        problem: "must name the environment variable that holds the secret (upper-case letters, digits and \
-                  '_', such as SMTP_PASSWORD), not the secret itself"
-            .into(),
+        problem: format!(
+            "must name the environment variable that holds the secret (upper-case letters, digits \
+             and '_', such as {}), not the secret itself",
+            if json_path == "auth_token" { "SMS_AUTH_TOKEN" } else { "SMTP_PASSWORD" }
+        ),
     })
 }
 

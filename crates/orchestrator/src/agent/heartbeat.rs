@@ -186,7 +186,7 @@ async fn notice(
     let verdict = if answering == total {
         format!("all {total} droplets answer")
     } else {
-        format!("{} of {total} droplets do not answer", total - answering)
+        format!("{} of {total} droplets not answering", total - answering)
     };
     let since = slot.saturating_sub(1) * settings.interval_ms;
     let happened: Vec<String> = agent
@@ -218,11 +218,12 @@ async fn notice(
     Notice {
         subject: format!("[{}] heartbeat {at}: {verdict}", state.fleet),
         body: format!(
-            "Fleet {} at {at}: {verdict}.\n\n{table}\n\n{events}\n\n{sender} The next heartbeat is due at {}.\n",
+            "The {} fleet at {at}: {verdict}.\n\n{table}\n\n{events}\n\n{sender} The next heartbeat is due at {}.\n",
             state.fleet,
             slot_time((slot + 1) * settings.interval_ms)
         ),
         urgent: false,
+        sms: None,
     }
 }
 

@@ -415,8 +415,17 @@ fn held_back(agent: &Arc<Agent>, state: &fleet::State, held: &[String]) {
         held.join(", ")
     );
     agent.events.record(EventKind::Failure, message.clone());
+    let count = match held.len() {
+        1 => "1 droplet looks".to_string(),
+        n => format!("{n} droplets look"),
+    };
     let notice = crate::notify::Notice {
-        subject: format!("[{}] {} droplets look failed; not recovering", state.fleet, held.len()),
+        sms: Some(format!(
+            "[{}] {count} failed ({}); not recovering",
+            state.fleet,
+            held.join(", ")
+        )),
+        subject: format!("[{}] {count} failed; not recovering", state.fleet),
         body: format!(
             "What happened: {message}.\nWhen: {}.\nSeen by: {}.\nWhat was done: nothing; check the \
              fleet with `orchestrator --status`, and recover a droplet by hand with `orchestrator \

@@ -198,6 +198,11 @@ impl Monitor {
         (entry.0, wait)
     }
 
+    /// How many recoveries of `target` in a row this agent led and saw fail.
+    pub fn recovery_attempts(&self, target: &str) -> u32 {
+        self.lock().retries.get(target).map_or(0, |(attempts, _)| *attempts)
+    }
+
     /// A recovery led by this agent succeeded: no back-off remains.
     pub fn recovery_succeeded(&self, target: &str) {
         self.lock().retries.remove(target);

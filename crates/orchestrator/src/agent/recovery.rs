@@ -23,6 +23,7 @@ use crate::provider::{self, DropletSpec};
 /// Runs a recovery and reports how it went: in the agent's events, its metrics, and to
 /// people.
 pub async fn run(agent: Arc<Agent>, target: String) {
+    // When the monitors' agreement held through the confirmation wait and recovery began.
     let detected = crate::clock::now_rfc3339();
     let before = agent.replica.read().await.as_ref().and_then(|u| {
         let droplet = u.state.droplet(&target)?;
@@ -38,16 +39,18 @@ pub async fn run(agent: Arc<Agent>, target: String) {
         Some((fleet, record, monitors)) => (
             fleet,
             format!(
-                "{target} ({} droplet at {}) stopped answering its health checks, and its \
-                 monitors ({}) agreed at {detected} that it had failed.",
+                "{target} ({} droplet at {}) stopped answering its health checks; its monitors \
+                 ({}) agreed that it had failed, and it stayed failed through the confirmation \
+                 wait, so recovery began at {detected}.",
                 record.role,
                 record.ip,
                 monitors.join(", ")
             ),
         ),
-        None => {
-            (String::from("fleet"), format!("{target} was agreed to have failed at {detected}."))
-        }
+        None => (
+            String::from("fleet"),
+            format!("{target} was agreed to have failed; recovery began at {detected}."),
+        ),
     };
     let notice = match &result {
         Ok(done) => {
@@ -57,12 +60,16 @@ pub async fn run(agent: Arc<Agent>, target: String) {
                 subject: format!("[{fleet}] {target} failed and was recovered"),
                 body: format!(
                     "What happened: {what_happened}\nWhat was done: {target} was taken out of the \
-                     load balancer and the old droplet removed; {done}.\nWhen: detected \
-                     {detected}, recovered {}.\nLed by: {}.\n",
+                     load balancer and the old droplet removed; {done}.\nWhen: recovery began \
+                     {detected}, ended {}.\nLed by: {}.\n",
                     crate::clock::now_rfc3339(),
                     agent.droplet.name
                 ),
                 urgent: true,
+                sms: Some(format!(
+                    "[{fleet}] {target} failed and was recovered: {done} (led by {})",
+                    agent.droplet.name
+                )),
             }
         }
         Err(err) => {
@@ -80,16 +87,30 @@ pub async fn run(agent: Arc<Agent>, target: String) {
                     "What happened: {what_happened}\nWhat was done: a recovery was tried and \
                      failed (attempt {attempt}): {err}.\nNext: it is tried again in {} s, while \
                      its monitors still agree it has failed; `orchestrator --recover {target}` \
-                     does it by hand.\nWhen: detected {detected}, failed {}.\nLed by: {}.\n",
+                     does it by hand. Further failures are mailed at attempts 2, 4, 8 and so on.\n\
+                     When: recovery began {detected}, failed {}.\nLed by: {}.\n",
                     wait.as_secs(),
                     crate::clock::now_rfc3339(),
                     agent.droplet.name
                 ),
                 urgent: true,
+                sms: Some(format!(
+                    "[{fleet}] recovery of {target} failed (attempt {attempt}): {err}; next try \
+                     in {} s",
+                    wait.as_secs()
+                )),
             }
         }
     };
-    super::alerts::send(&agent, super::alerts::Kind::Alert, notice);
+    // Every success; failures at attempts 1, 2, 4, 8 …, so a recovery that keeps failing
+    // does not flood anyone.
+    let attempt = match &result {
+        Ok(_) => 1,
+        Err(_) => agent.monitor.recovery_attempts(&target),
+    };
+    if attempt.is_power_of_two() {
+        super::alerts::send(&agent, super::alerts::Kind::Alert, notice);
+    }
     agent.monitor.recovery_ended(&target);
 }
 

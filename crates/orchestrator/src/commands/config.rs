@@ -47,7 +47,12 @@ impl Context {
 
         let email = self.workspace.email_config();
         if email.exists() {
-            fleet::notify_config::load_email(&email)?;
+            let config = fleet::notify_config::load_email(&email)?;
+            if let Some(ca) = &config.smtp_settings.ca_certificate {
+                crate::notify::read_ca(config_dir, ca).map_err(|why| {
+                    anyhow::anyhow!("{} at smtp_settings.ca_certificate: {why}", email.display())
+                })?;
+            }
             checked.push(("email_config.json".to_string(), "valid".to_string()));
         } else {
             checked.push((

@@ -89,7 +89,7 @@ pub async fn publish(
 }
 
 /// One line per channel that is on: who gets what.
-fn describe(notify: Option<&NotifySettings>) -> Vec<String> {
+pub fn describe(notify: Option<&NotifySettings>) -> Vec<String> {
     let Some(notify) = notify else { return Vec::new() };
     let mut lines = Vec::new();
     if let Some(email) = &notify.email {

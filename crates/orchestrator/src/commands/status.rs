@@ -31,6 +31,8 @@ struct Status {
     healthy_droplets: usize,
     /// The infrastructure services on master, with their health now.
     infrastructure: Vec<crate::agent::services::infra::InfraView>,
+    /// Where alerts go, or why a configured channel is off.
+    notifications: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,6 +150,16 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     if let Some(error) = load_balancer.as_ref().and_then(|lb| lb.error.as_ref()) {
         issues.push(format!("load balancer: {error}"));
     }
+    // Where alerts go, or why a configured channel is off.
+    let mut notifications = Vec::new();
+    if let Ok(key) = context.fleet_key() {
+        let names: Vec<String> = state.droplet_names().into_iter().map(str::to_string).collect();
+        if let Ok((settings, off)) = crate::notify::settings(&context.workspace, env, &key, &names)
+        {
+            notifications = super::publish::describe(settings.as_ref());
+            notifications.extend(off);
+        }
+    }
     let infrastructure = infrastructure(&observed).await;
     for instance in &infrastructure {
         if !instance.healthy {
@@ -171,6 +183,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         droplets,
         issues,
         infrastructure,
+        notifications,
     };
     if context.json {
         output::print_json(&status);
@@ -336,6 +349,9 @@ fn print_status(status: &Status) {
             "{}",
             output::table(["PROJECT-ENV", "SERVICE", "TYPE", "PORT", "DROPLETS"], rows)
         );
+    }
+    for line in &status.notifications {
+        crate::say!("Notifications: {line}");
     }
     if !status.infrastructure.is_empty() {
         let rows = super::infrastructure::rows(&status.infrastructure);

@@ -36,6 +36,8 @@ fn message(settings: &EmailSettings, notice: &Notice) -> Result<Message, String>
     let mut builder = Message::builder()
         .from(mailbox(&settings.from)?)
         .subject(notice.subject.clone())
+        .message_id(None)
+        .header(lettre::message::header::MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN);
     for to in &settings.to {
         builder = builder.to(mailbox(to)?);

@@ -79,6 +79,8 @@ pub struct Notice {
     pub subject: String,
     pub body: String,
     pub urgent: bool,
+    /// What a text message says, when the subject and the start of the body would not do.
+    pub sms: Option<String>,
 }
 
 /// How one channel's delivery went.
@@ -91,14 +93,24 @@ pub struct Delivery {
 
 /// Sends a notice by email, and by SMS when it is urgent; reports every delivery.
 pub async fn send(settings: &NotifySettings, key: &FleetKey, notice: &Notice) -> Vec<Delivery> {
-    let mut deliveries = Vec::new();
-    if let Some(email) = &settings.email {
-        let result = email::send(email, key, notice).await;
-        deliveries.push(Delivery { channel: "email", to: email.to.join(", "), result });
-    }
-    if let Some(sms) = settings.sms.as_ref().filter(|_| notice.urgent) {
-        deliveries.extend(sms::send(sms, key, notice).await);
-    }
+    // Both channels at once: a mail server that hangs must not hold up the text message.
+    let mail = async {
+        match &settings.email {
+            Some(email) => {
+                let result = email::send(email, key, notice).await;
+                vec![Delivery { channel: "email", to: email.to.join(", "), result }]
+            }
+            None => Vec::new(),
+        }
+    };
+    let texts = async {
+        match settings.sms.as_ref().filter(|_| notice.urgent) {
+            Some(sms) => sms::send(sms, key, notice).await,
+            None => Vec::new(),
+        }
+    };
+    let (mut deliveries, texts) = tokio::join!(mail, texts);
+    deliveries.extend(texts);
     deliveries
 }
 
@@ -158,19 +170,15 @@ fn email_settings(
             Some(value) => Some(sealed::seal(key, SMTP_PASSWORD, &Secret::new(value))),
             None => {
                 return Err(format!(
-                    "{name}, named at smtp_settings.password, is not set in the environment or .env"
+                    "{name}, named in email_config.json at smtp_settings.password, is not set in \
+                     the environment or .env"
                 ));
             }
         },
         None => None,
     };
     let ca_pem = match &smtp.ca_certificate {
-        Some(path) => {
-            let path = config_dir.join(path);
-            let pem = std::fs::read_to_string(&path)
-                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-            Some(pem)
-        }
+        Some(path) => Some(read_ca(config_dir, path)?),
         None => None,
     };
     let security = match (smtp.use_tls, smtp.port) {
@@ -204,11 +212,15 @@ fn heartbeat_settings(
         .backup_senders
         .clone()
         .unwrap_or_else(|| fleet_droplets.iter().filter(|d| **d != primary).cloned().collect());
-    let mut senders = vec![primary];
-    for backup in backups {
-        if !senders.contains(&backup) {
-            senders.push(backup);
+    let mut senders = Vec::new();
+    for sender in std::iter::once(primary).chain(backups) {
+        // Droplets the fleet does not have (yet) cannot send.
+        if !senders.contains(&sender) && fleet_droplets.contains(&sender) {
+            senders.push(sender);
         }
+    }
+    if senders.is_empty() {
+        return None;
     }
     // Rounded to whole milliseconds; the configuration allows no less than three seconds.
     let interval_ms = (heartbeat.interval_minutes * 60_000.0).round() as u64;
@@ -225,7 +237,7 @@ fn sms_settings(
     }
     let Some(token) = env.get(&config.auth_token) else {
         return Err(format!(
-            "{}, named at auth_token, is not set in the environment or .env",
+            "{}, named in sms_config.json at auth_token, is not set in the environment or .env",
             config.auth_token
         ));
     };
@@ -236,4 +248,20 @@ fn sms_settings(
         from: config.from_number.clone(),
         to: config.to_numbers.clone(),
     }))
+}
+
+/// Reads the certificate authority `email_config.json` names (relative to the configuration
+/// directory): PEM certificates only, never a file holding a private key, since it is handed to
+/// every droplet.
+pub fn read_ca(config_dir: &Path, path: &Path) -> Result<String, String> {
+    let path = config_dir.join(path);
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    if pem.contains("PRIVATE KEY") {
+        return Err(format!("{} holds a private key; name the certificate only", path.display()));
+    }
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{} is not a PEM certificate", path.display()));
+    }
+    Ok(pem)
 }

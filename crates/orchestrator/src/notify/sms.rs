@@ -50,6 +50,9 @@ pub async fn send(settings: &SmsSettings, key: &FleetKey, notice: &Notice) -> Ve
 
 /// The subject, then as much of the body as fits.
 fn text(notice: &Notice) -> String {
+    if let Some(text) = &notice.sms {
+        return text.chars().take(MAX_CHARS).collect();
+    }
     let mut text = notice.subject.clone();
     for line in notice.body.lines().filter(|l| !l.trim().is_empty()) {
         if text.chars().count() + line.chars().count() + 1 > MAX_CHARS {
@@ -89,6 +92,7 @@ mod tests {
             subject: "web1 recovered".into(),
             body: format!("first line\n\n{}\nlast", "x".repeat(400)),
             urgent: true,
+            sms: None,
         };
         assert_eq!(text(&notice), "web1 recovered\nfirst line");
     }

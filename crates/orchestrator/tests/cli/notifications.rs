@@ -76,6 +76,7 @@ impl SmtpServer {
             .arg("alerts@example.test")
             .env("SMTP_TEST_PASSWORD", SMTP_PASSWORD)
             .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("the SMTP server starts");
         let mut first = String::new();
@@ -307,7 +308,7 @@ fn a_recovery_is_mailed_over_tls_and_texted_and_heartbeats_say_all_is_well() {
     for expected in [
         &format!("What happened: web1 (web droplet at {before}) stopped answering"),
         "What was done: web1 was taken out of the load balancer",
-        "When: detected ",
+        "When: recovery began ",
         "Led by: ",
     ] {
         assert!(alert.body.contains(expected), "{expected:?} in {}", alert.body);
@@ -349,7 +350,7 @@ fn a_backup_sends_the_heartbeat_while_the_primary_is_down_and_never_two_at_once(
     });
     let standing_in =
         smtp.mail()[killed_at..].iter().find(|m| standing_in(m)).cloned().expect("found");
-    assert!(standing_in.subject.contains("1 of 3 droplets do not answer"), "{standing_in:?}");
+    assert!(standing_in.subject.contains("1 of 3 droplets not answering"), "{standing_in:?}");
 
     eventually(60, "master's recovery", || {
         smtp.mail().iter().any(|m| m.subject.contains("master failed and was recovered"))
@@ -390,4 +391,46 @@ fn a_wrong_smtp_password_is_reported_without_showing_it() {
     let status = fleet.json(&["--status"]).to_string();
     assert!(!status.contains(SMTP_PASSWORD), "{status}");
     assert!(smtp.mail().is_empty());
+}
+
+#[test]
+fn a_private_key_named_as_the_certificate_authority_is_refused() {
+    let fleet = TestFleet::example();
+    fleet.write(
+        "config/server.key",
+        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+    );
+    let config = fleet.read("config/email_config.json").replace(
+        "\"use_tls\": true,",
+        "\"use_tls\": true,\n    \"ca_certificate\": \"server.key\",",
+    );
+    fleet.write("config/email_config.json", config);
+    let before = fleet.files();
+    let refused = fleet.fails(&["--orchestrate"]);
+    assert!(refused.contains("email_config.json at smtp_settings.ca_certificate"), "{refused}");
+    assert!(refused.contains("holds a private key"), "{refused}");
+    assert!(!refused.contains("MIIB"));
+    crate::common::assert_unchanged(&before, &fleet.files());
+}
+
+#[test]
+fn agents_get_none_of_the_administrators_environment() {
+    let fleet = TestFleet::example();
+    let output = Command::new(crate::common::BINARY)
+        .arg("--orchestrate")
+        .current_dir(fleet.path())
+        .env("HOME", fleet.path().join("home"))
+        .env("SMTP_PASSWORD", SMTP_PASSWORD)
+        .env("SOME_TOKEN_OF_THE_ADMIN", SMS_TOKEN)
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let pids = fleet.agent_pids();
+    assert_eq!(pids.len(), 3);
+    for pid in pids {
+        let environment = std::fs::read(format!("/proc/{pid}/environ")).expect("readable");
+        let environment = String::from_utf8_lossy(&environment);
+        assert!(!environment.contains(SMTP_PASSWORD) && !environment.contains(SMS_TOKEN));
+        assert!(environment.contains("PATH="));
+    }
 }

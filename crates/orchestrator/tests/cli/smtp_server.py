@@ -13,7 +13,6 @@ import email.policy
 import os
 import ssl
 import sys
-import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
@@ -44,8 +43,6 @@ class Recorder:
 
 
 def main():
-    # aiosmtpd itself still fills a deprecated session field, and says so on every login.
-    warnings.simplefilter("ignore", DeprecationWarning)
     maildir, cert, key, username = sys.argv[1:5]
     password = os.environ["SMTP_TEST_PASSWORD"].encode()
 

@@ -11,6 +11,10 @@ use tokio::time::{Instant, sleep};
 use super::manifest::{self, DropletManifest, LOG_FILE, PID_FILE};
 use crate::provider::ProviderError;
 
+/// The variables of the command line's environment an agent of the local cloud gets.
+const DROPLET_ENVIRONMENT: [&str; 6] =
+    ["PATH", "HOME", "LANG", "TZ", "RUST_LOG", "ORCHESTRATOR_NGINX"];
+
 /// How long an agent has to answer its health check after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an agent has to exit after SIGTERM before it is killed.
@@ -40,6 +44,12 @@ pub async fn start(
         .arg("agent")
         .arg("--droplet-dir")
         .arg(dir)
+        // A droplet is a machine of its own: nothing of the administrator's environment (where
+        // secrets may sit) reaches it but what a program needs to run.
+        .env_clear()
+        .envs(
+            DROPLET_ENVIRONMENT.iter().filter_map(|name| Some((*name, std::env::var(name).ok()?))),
+        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
