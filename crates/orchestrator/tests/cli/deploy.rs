@@ -210,7 +210,10 @@ fn assert_no_secret_outside_env(fleet: &TestFleet, said: &str) {
     for value in values {
         assert!(!said.contains(value), "a secret in the output");
         for (path, bytes) in &fleet.files().0 {
-            if path.ends_with(".env") {
+            // Redis reads its password from its configuration file, outside snapshots.
+            let redis_config =
+                path.ends_with("redis.conf") && path.to_string_lossy().contains("/run/");
+            if path.ends_with(".env") || redis_config {
                 continue;
             }
             assert!(
@@ -541,8 +544,10 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
     crate::common::assert_unchanged(&kept(before), &kept(fleet.files()));
 
     let path = fleet.path().join("config/deployment_config.json");
-    let text = std::fs::read_to_string(&path).expect("reads").replace("\"process\"", "\"docker\"");
-    std::fs::write(&path, text).expect("writes");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    config["deployment_platform"] = "docker".into();
+    std::fs::write(&path, config.to_string()).expect("writes");
     let docker = fleet.fails(&["--deploy-uat", "hostomatic"]);
     assert!(docker.contains("deployment_platform Docker cannot deploy yet"), "{docker}");
 }
