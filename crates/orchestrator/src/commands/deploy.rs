@@ -389,27 +389,6 @@ fn target<'a>(
             Err(absent) => missing.push(absent.to_string()),
         }
     }
-    // Infrastructure on master: host and port in the open, the password as a secret.
-    let mut wiring = BTreeMap::new();
-    let instances = fleet::infrastructure::instances(deploy);
-    let master_ip = state.master().map(|m| m.ip.clone()).unwrap_or_default();
-    for instance in fleet::infrastructure::used_by(&instances, &project_env) {
-        let prefix = fleet::infrastructure::variable_prefix(&instance.name);
-        wiring.insert(format!("{prefix}_HOST"), master_ip.clone());
-        wiring.insert(format!("{prefix}_PORT"), instance.port.to_string());
-        let Some(secret) = &deploy.infrastructure[&instance.name].password_secret else { continue };
-        match secrets::resolve(&config.env, project, environment, secret) {
-            Ok(resolved) => {
-                let variable = format!("{prefix}_PASSWORD");
-                let purpose = format!("secret {variable}");
-                for values in sealed_secrets.values_mut() {
-                    values.insert(variable.clone(), sealed::seal(&key, &purpose, &resolved.value));
-                }
-                found.push(format!("{secret} from {} ({})", resolved.variable, resolved.level));
-            }
-            Err(absent) => missing.push(absent.to_string()),
-        }
-    }
 
     missing.sort();
     missing.dedup();

@@ -291,6 +291,47 @@ pub fn have(program: &str, found: bool) -> bool {
     found
 }
 
+/// Asserts `secret` is in no file of the fleet but `.env` and the configuration files of
+/// infrastructure services under a droplet's `run/` (which snapshots leave out), and in no
+/// argument list of an agent or anything it started.
+pub fn assert_secret_kept(fleet: &TestFleet, secret: &str) {
+    for (path, bytes) in &fleet.files().0 {
+        let service_config = path.extension().is_some_and(|e| e == "conf")
+            && path.to_string_lossy().contains("/run/infrastructure/");
+        if path.ends_with(".env") || service_config {
+            continue;
+        }
+        assert!(
+            !String::from_utf8_lossy(bytes).contains(secret),
+            "{} holds a secret in clear",
+            path.display()
+        );
+    }
+    for pid in fleet.agent_pids() {
+        for process in descendants(pid) {
+            let arguments = std::fs::read(format!("/proc/{process}/cmdline")).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&arguments).contains(secret),
+                "a secret in the arguments of process {process}"
+            );
+        }
+    }
+}
+
+/// `pid` and every process below it.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = vec![pid];
+    let mut index = 0;
+    while index < all.len() {
+        let parent = all[index];
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        all.extend(children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()));
+        index += 1;
+    }
+    all
+}
+
 /// Waits up to `seconds` for `check` to hold, polling.
 pub fn eventually(seconds: u64, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);

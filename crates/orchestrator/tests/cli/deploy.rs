@@ -205,47 +205,11 @@ impl Drop for Load {
 
 /// Neither a secret value nor anything but `.env` holds one.
 fn assert_no_secret_outside_env(fleet: &TestFleet, said: &str) {
-    let values: Vec<&str> =
-        SECRETS.lines().filter_map(|l| l.split_once('=').map(|(_, v)| v)).collect();
+    let values = SECRETS.lines().filter_map(|l| l.split_once('=').map(|(_, v)| v));
     for value in values {
         assert!(!said.contains(value), "a secret in the output");
-        for (path, bytes) in &fleet.files().0 {
-            // Redis reads its password from its configuration file, outside snapshots.
-            let redis_config =
-                path.ends_with("redis.conf") && path.to_string_lossy().contains("/run/");
-            if path.ends_with(".env") || redis_config {
-                continue;
-            }
-            assert!(
-                !String::from_utf8_lossy(bytes).contains(value),
-                "{} holds a secret",
-                path.display()
-            );
-        }
-        for pid in fleet.agent_pids() {
-            for child in descendants(pid) {
-                let arguments = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-                assert!(
-                    !String::from_utf8_lossy(&arguments).contains(value),
-                    "a secret in a process's arguments"
-                );
-            }
-        }
+        crate::common::assert_secret_kept(fleet, value);
     }
-}
-
-/// `pid` and every process below it.
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut all = vec![pid];
-    let mut index = 0;
-    while index < all.len() {
-        let parent = all[index];
-        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-            .unwrap_or_default();
-        all.extend(children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()));
-        index += 1;
-    }
-    all
 }
 
 #[test]
