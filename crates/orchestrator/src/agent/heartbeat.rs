@@ -70,6 +70,7 @@ fn my_turn(now_ms: u64, interval_ms: u64, rank: usize) -> Option<u64> {
 /// Sends this droplet's heartbeats when they fall to it, for as long as the agent runs.
 pub async fn run(agent: Arc<Agent>) {
     let mut done = None;
+    let mut last_sent: Option<u64> = None;
     loop {
         tokio::time::sleep(TICK).await;
         let Some((settings, state)) = agent
@@ -95,8 +96,13 @@ pub async fn run(agent: Arc<Agent>) {
         match win(&agent, &state, slot, interval).await {
             Outcome::Won => {
                 done = Some(slot);
-                let notice = notice(&agent, &state, &settings, slot, rank).await;
-                alerts::deliver(&agent, Kind::Heartbeat, &notice).await;
+                // News since the last heartbeat this droplet got out, so a heartbeat that could
+                // not be sent loses none of it.
+                let since = last_sent.unwrap_or(slot.saturating_sub(1) * interval);
+                let notice = notice(&agent, &state, &settings, slot, rank, since).await;
+                if alerts::deliver(&agent, Kind::Heartbeat, &notice).await {
+                    last_sent = Some(slot * interval);
+                }
             }
             Outcome::Taken => done = Some(slot),
             Outcome::Undecided => {}
@@ -159,6 +165,7 @@ async fn notice(
     settings: &HeartbeatSettings,
     slot: u64,
     rank: usize,
+    since: u64,
 ) -> Notice {
     let http = crate::http::client_from(Some(agent.droplet.address.into()));
     let mut rows = Vec::new();
@@ -188,7 +195,6 @@ async fn notice(
     } else {
         format!("{} of {total} droplets not answering", total - answering)
     };
-    let since = slot.saturating_sub(1) * settings.interval_ms;
     let happened: Vec<String> = agent
         .events
         .newest(50)

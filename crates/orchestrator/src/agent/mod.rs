@@ -197,6 +197,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/deploy", post(receive_deploy))
         .route("/v1/infrastructure", post(receive_infrastructure))
         .route("/v1/infrastructure/restart", post(restart_infrastructure))
+        .route("/v1/infrastructure/purge", post(purge_infrastructure))
         .route(
             "/v1/artifacts/{digest}",
             post(receive_artifact).layer(axum::extract::DefaultBodyLimit::max(auth::MAX_BODY)),
@@ -213,6 +214,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/services", get(services_view))
         .route("/infrastructure", get(infrastructure_view))
+        .route("/infrastructure/leftovers", get(infrastructure_leftovers))
         .merge(signed)
         .with_state(agent)
 }
@@ -333,6 +335,23 @@ async fn restart_infrastructure(
         Ok(views) => Json(views).into_response(),
         Err(err) => (StatusCode::NOT_FOUND, err).into_response(),
     }
+}
+
+/// `POST /v1/infrastructure/purge`: `{"name": "redis", "project_env": "hostomatic-prod"}`.
+async fn purge_infrastructure(
+    State(agent): State<Arc<Agent>>,
+    Json(request): Json<services::infra::Leftover>,
+) -> Response {
+    match agent.services.purge_infrastructure(&request.name, &request.project_env) {
+        Ok(()) => Json(serde_json::json!({})).into_response(),
+        Err(err) => (StatusCode::CONFLICT, err).into_response(),
+    }
+}
+
+async fn infrastructure_leftovers(
+    State(agent): State<Arc<Agent>>,
+) -> Json<Vec<services::infra::Leftover>> {
+    Json(agent.services.infrastructure_leftovers())
 }
 
 async fn infrastructure_view(

@@ -1,7 +1,7 @@
 //! `--cleanup [--dry-run]`: remove what the fleet no longer needs: snapshots beyond the
 //! retention setting (the newest `snapshot_retention` of each droplet are kept), droplets
-//! tagged as this fleet that the CSV does not ask for, and SSH keys of this fleet other than
-//! the current one. Each is listed with the reason first; nothing is removed without
+//! tagged as this fleet that the CSV does not ask for, SSH keys of this fleet other than
+//! the current one, and the data of infrastructure services on master that no longer run. Each is listed with the reason first; nothing is removed without
 //! confirmation (or `--yes`).
 
 use std::collections::BTreeMap;
@@ -30,6 +30,7 @@ enum Target {
     Snapshot(Snapshot),
     Droplet(ObservedDroplet),
     SshKey(SshKeyRecord),
+    InfraData(crate::agent::services::infra::Leftover),
 }
 
 #[derive(Serialize)]
@@ -74,6 +75,19 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         });
     }
 
+    let state = context.store().load()?;
+    for leftover in infrastructure_leftovers(&state).await {
+        items.push(Item {
+            kind: "infrastructure data",
+            name: format!(
+                "{} {} on master ({} bytes)",
+                leftover.name, leftover.project_env, leftover.bytes
+            ),
+            reason: "the instance no longer runs (it is not configured any more)".into(),
+            target: Target::InfraData(leftover),
+        });
+    }
+
     if !context.json {
         if items.is_empty() {
             crate::say!("Nothing to clean up.");
@@ -106,6 +120,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
             Target::Snapshot(snapshot) => provider.delete_snapshot(snapshot).await,
             Target::Droplet(droplet) => provider.destroy(droplet).await,
             Target::SshKey(key) => provider.delete_ssh_key(key).await,
+            Target::InfraData(leftover) => purge(context, &state, leftover).await,
         };
         match result {
             Ok(()) => removed.push(format!("{} {}", item.kind, item.name)),
@@ -147,4 +162,42 @@ async fn stale_snapshots(provider: &dyn Provider, keep: u32) -> anyhow::Result<V
         }
     }
     Ok(items)
+}
+
+/// What master keeps of infrastructure instances that no longer run.
+async fn infrastructure_leftovers(
+    state: &fleet::State,
+) -> Vec<crate::agent::services::infra::Leftover> {
+    let Some(master) = state.master() else { return Vec::new() };
+    let url = format!("http://{}:{}/infrastructure/leftovers", master.ip, master.agent_port);
+    let http = crate::http::client();
+    match http.get(&url).timeout(std::time::Duration::from_secs(10)).send().await {
+        Ok(answer) => answer.json().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn purge(
+    context: &Context,
+    state: &fleet::State,
+    leftover: &crate::agent::services::infra::Leftover,
+) -> Result<(), crate::provider::ProviderError> {
+    let failed = |problem: String| crate::provider::ProviderError::Droplet {
+        name: fleet::model::MASTER.into(),
+        problem,
+    };
+    let master = state.master().ok_or_else(|| failed("the fleet has no master".into()))?;
+    let key = context.fleet_key().map_err(|err| failed(format!("{err:#}")))?;
+    let client = crate::control::AgentClient::new(key, "cli");
+    let base = format!("http://{}:{}", master.ip, master.agent_port);
+    client
+        .post::<_, serde_json::Value>(
+            &base,
+            "/v1/infrastructure/purge",
+            leftover,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|err| failed(err.to_string()))
 }

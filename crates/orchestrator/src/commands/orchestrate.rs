@@ -124,6 +124,7 @@ pub async fn converge(
     }
     let mut state = plan.state_after(&observed_after, &previous, provider.name());
     state.fleet = config.deploy.fleet_name.clone();
+    record_heartbeat(context, &mut state);
     super::addresses::sync(&mut state, super::addresses::wanted(&config.env)?);
     let changed = !same_ignoring_time(&state, &previous);
     if changed {
@@ -394,5 +395,19 @@ impl From<&Action> for PlannedAction {
             detail: action.detail(),
             destructive: action.is_destructive(),
         }
+    }
+}
+
+/// The state records who sends heartbeats and how often (in whole minutes, rounded up), as
+/// `email_config.json` says.
+fn record_heartbeat(context: &Context, state: &mut State) {
+    let file = context.workspace.email_config();
+    let Ok(email) = fleet::notify_config::load_email(&file) else { return };
+    let names: Vec<String> = state.droplet_names().into_iter().map(str::to_string).collect();
+    if let Some(heartbeat) = crate::notify::heartbeat_settings(&email, &names)
+        && let Some((primary, backups)) = heartbeat.senders.split_first()
+    {
+        let minutes = u32::try_from(heartbeat.interval_ms.div_ceil(60_000)).unwrap_or(u32::MAX);
+        state.update_heartbeat_config(Some(primary.clone()), Some(backups.to_vec()), Some(minutes));
     }
 }

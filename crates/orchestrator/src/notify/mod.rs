@@ -198,7 +198,8 @@ fn email_settings(
     })
 }
 
-fn heartbeat_settings(
+/// Who sends heartbeats, in order, and how often; none when they are off.
+pub fn heartbeat_settings(
     config: &EmailConfig,
     fleet_droplets: &[String],
 ) -> Option<HeartbeatSettings> {

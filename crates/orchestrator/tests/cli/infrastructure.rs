@@ -161,3 +161,39 @@ fn without_its_password_redis_is_not_started_and_status_says_which_variables_to_
     let refused = project.fleet.fails(&["--deploy-uat", "hostomatic"]);
     assert!(refused.contains("secret redis_password of hostomatic-uat is not set"), "{refused}");
 }
+
+#[test]
+fn removing_redis_from_the_configuration_stops_it_only_when_confirmed_and_keeps_its_data() {
+    if !have_redis() {
+        return;
+    }
+    let project = Project::new();
+    eventually(20, "Redis healthy", || instance(&project, "hostomatic-uat")["healthy"] == true);
+    let path = project.fleet.path().join("config/deployment_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    config.as_object_mut().expect("an object").remove("infrastructure");
+    std::fs::write(&path, config.to_string()).expect("writes");
+
+    let said = project.fleet.ok(&["--orchestrate"]);
+    assert!(said.contains("no longer configured: stops it (its data stays)"), "{said}");
+    assert!(said.contains("wait for confirmation: run --orchestrate --yes"), "{said}");
+    assert_eq!(instance(&project, "hostomatic-uat")["state"], "running", "not without a yes");
+
+    project.fleet.ok(&["--orchestrate", "--yes"]);
+    assert!(instance(&project, "hostomatic-uat").is_null(), "stopped once confirmed");
+    let master = project.fleet.state().droplets["master"].id.clone();
+    let data = project
+        .fleet
+        .path()
+        .join(".local-cloud/droplets")
+        .join(master)
+        .join("data/infrastructure/redis/hostomatic-uat/data");
+    assert!(data.is_dir(), "a plan never deletes data");
+
+    let listed = project.fleet.ok(&["--cleanup", "--dry-run"]);
+    assert!(listed.contains("redis hostomatic-uat on master"), "{listed}");
+    assert!(data.is_dir());
+    project.fleet.ok(&["--cleanup", "--yes"]);
+    assert!(!data.exists(), "removed by an explicit, confirmed cleanup");
+}

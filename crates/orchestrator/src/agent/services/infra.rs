@@ -321,3 +321,61 @@ impl PrivateMode for std::fs::OpenOptions {
         self.mode(0o600)
     }
 }
+
+/// `GET /infrastructure/leftovers`: data directories of instances that no longer run here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leftover {
+    pub name: String,
+    pub project_env: String,
+    pub bytes: u64,
+}
+
+impl Supervisor {
+    /// Data kept for instances that are not running (no longer configured).
+    pub fn infrastructure_leftovers(&self) -> Vec<Leftover> {
+        let running: Vec<String> =
+            self.infra.lock().expect("not poisoned").keys().cloned().collect();
+        let mut leftovers = Vec::new();
+        let Ok(names) = std::fs::read_dir(self.infra_root()) else { return leftovers };
+        for name in names.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
+            let Ok(instances) = std::fs::read_dir(name.path()) else { continue };
+            for instance in instances.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
+                let name = name.file_name().to_string_lossy().to_string();
+                let project_env = instance.file_name().to_string_lossy().to_string();
+                if !running.contains(&format!("{name} {project_env}")) {
+                    leftovers.push(Leftover {
+                        name,
+                        project_env,
+                        bytes: size_of(&instance.path()),
+                    });
+                }
+            }
+        }
+        leftovers
+    }
+
+    /// Deletes the data of an instance that does not run.
+    pub fn purge_infrastructure(&self, name: &str, project_env: &str) -> Result<(), String> {
+        let known = self.infrastructure_leftovers();
+        if !known.iter().any(|l| l.name == name && l.project_env == project_env) {
+            return Err(format!("{name} {project_env} runs, or has no data here"));
+        }
+        std::fs::remove_dir_all(self.infra_root().join(name).join(project_env))
+            .map_err(|err| format!("cannot remove the data of {name} {project_env}: {err}"))?;
+        self.events.record(
+            EventKind::Change,
+            format!("the data of infrastructure {name} {project_env} was removed"),
+        );
+        Ok(())
+    }
+}
+
+fn size_of(path: &std::path::Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::read_dir(path)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| size_of(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(meta) => meta.len(),
+        Err(_) => 0,
+    }
+}
