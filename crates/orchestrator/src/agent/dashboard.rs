@@ -14,6 +14,7 @@ struct Page {
     lb: crate::agent::api::LbReport,
     droplets: Vec<DropletRow>,
     services: Vec<ServiceRow>,
+    infrastructure: Vec<super::services::infra::InfraView>,
     events: Vec<super::events::Event>,
 }
 
@@ -44,6 +45,7 @@ pub fn render(
     status: &LbStatus,
     state: Option<&State>,
     releases: &std::collections::BTreeMap<String, String>,
+    infrastructure: Vec<super::services::infra::InfraView>,
 ) -> String {
     let droplets = status
         .droplets
@@ -83,6 +85,7 @@ pub fn render(
         lb: status.load_balancer.clone(),
         droplets,
         services,
+        infrastructure,
         events: status.events.clone(),
     };
     let mut environment = minijinja::Environment::new();

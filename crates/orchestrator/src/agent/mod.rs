@@ -502,7 +502,10 @@ async fn dashboard(State(agent): State<Arc<Agent>>) -> Response {
             let status = lb.status().await;
             let releases =
                 agent.replica.read().await.as_ref().map(|u| u.releases.clone()).unwrap_or_default();
-            Html(dashboard::render(&status, lb.fleet().await.as_ref(), &releases)).into_response()
+            let infrastructure = agent.services.infrastructure_view().await;
+            let fleet = lb.fleet().await;
+            Html(dashboard::render(&status, fleet.as_ref(), &releases, infrastructure))
+                .into_response()
         }
         None => (StatusCode::NOT_FOUND, "the dashboard is served by master").into_response(),
     }

@@ -64,6 +64,15 @@ fn redis_runs_on_master_with_its_password_and_outlives_app_deploys() {
     });
     let redis_uat = instance(&project, "hostomatic-uat");
     let master = project.fleet.state().droplets["master"].ip.clone();
+    let dashboard = http_get(&format!("http://{master}:8080/"));
+    assert!(dashboard.contains("Infrastructure on master"), "{dashboard}");
+    assert!(
+        dashboard.contains(&format!(
+            "<td>redis</td><td>cache</td><td>hostomatic-uat</td><td>{}</td>",
+            redis_uat["port"]
+        )),
+        "the dashboard lists Redis: {dashboard}"
+    );
     let address = format!("{master}:{}", redis_uat["port"]);
     assert_ne!(
         instance(&project, "hostomatic-prod")["port"],
