@@ -134,7 +134,11 @@ impl Load {
                 .build()
                 .expect("a runtime");
             runtime.block_on(async move {
-                let client = reqwest::Client::new();
+                // A fresh connection per request, as in the load balancer's reload test: an idle
+                // connection that nginx closes as an old worker retires (a reload after a target
+                // leaves or rejoins rotation) is a client-side race, not a dropped request.
+                let client =
+                    reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("a client");
                 let mut clients = tokio::task::JoinSet::new();
                 for _ in 0..4 {
                     let (client, url, s, n, f, v) = (
