@@ -55,6 +55,12 @@ impl Front {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|err| format!("cannot listen on {address}: {err}"))?;
+        Front::serve_on(listener)
+    }
+
+    /// The same, on a socket already bound.
+    pub fn serve_on(listener: tokio::net::TcpListener) -> Result<Arc<Front>, String> {
+        let address = listener.local_addr().map_err(|err| err.to_string())?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .local_address(address.ip())

@@ -9,7 +9,7 @@
 //! project moves as a whole or not at all. A process that exits on its own is started again,
 //! waiting longer after each crash.
 
-mod front;
+pub mod front;
 pub mod infra;
 mod instance;
 
