@@ -23,6 +23,7 @@ cd demo
 # The example project's code, in a repository on this machine standing in for its remote.
 if [ ! -d remote/hostomatic.git ]; then
   git init --quiet --bare remote/hostomatic.git
+  git -C remote/hostomatic.git symbolic-ref HEAD refs/heads/main
   work="$(mktemp -d)"
   cp -r ../examples/hostomatic/. "$work"
   git -C "$work" init --quiet

@@ -381,6 +381,11 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
             return Err((format!("{at}.base_port"), format!("{base} is outside 1024–64000")));
         }
         if let Some(process) = &infra.process
+            && process.command.trim().is_empty()
+        {
+            return Err((format!("{at}.process.command"), "must not be empty".into()));
+        }
+        if let Some(process) = &infra.process
             && process.command.contains("password")
         {
             return Err((
@@ -412,6 +417,20 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
                 && !(1024..=60000).contains(&base)
             {
                 return Err((format!("{at}.base_port"), format!("{base} is outside 1024–60000")));
+            }
+            if let Some(context) = &service_config.build_context {
+                let inside = !context.starts_with('/')
+                    && !context.split('/').any(|part| part == "..")
+                    && !context.contains('\\');
+                if !inside {
+                    return Err((
+                        format!("{at}.build_context"),
+                        format!(
+                            "{context:?} must be a directory inside the project's tree, such as \
+                             \"backend/\" (no absolute path, no \"..\")"
+                        ),
+                    ));
+                }
             }
             let health = &service_config.health_check;
             if !health.path.starts_with('/') || health.path.chars().any(char::is_whitespace) {

@@ -145,18 +145,22 @@ impl Releases {
         self.releases.iter().rev().find(|r| r.outcome == Outcome::Deployed && r.version == version)
     }
 
-    /// Artifact digests to keep for `service`: those of the newest `keep` deployed releases,
-    /// and always the current one's.
+    /// Artifact digests to keep: every artifact of the newest `keep` versions that served
+    /// (the current one first among them).
     pub fn kept_digests(&self, keep: usize) -> Vec<String> {
+        let mut versions: Vec<&str> = Vec::new();
         let mut kept: Vec<String> = Vec::new();
         for release in self.releases.iter().rev().filter(|r| r.outcome == Outcome::Deployed) {
+            if !versions.contains(&release.version.as_str()) {
+                if versions.len() == keep {
+                    break;
+                }
+                versions.push(&release.version);
+            }
             for artifact in release.artifacts.values() {
                 if !kept.contains(&artifact.digest) {
                     kept.push(artifact.digest.clone());
                 }
-            }
-            if kept.len() >= keep {
-                break;
             }
         }
         kept
@@ -220,5 +224,15 @@ mod tests {
         assert_eq!(releases.find("v3"), None);
         assert_eq!(releases.kept_digests(5), vec!["b", "a"]);
         assert_eq!(releases.kept_digests(1), vec!["b"]);
+        // Versions are counted, not artifacts: a release of three services keeps all three.
+        let mut three = release("v4", Outcome::Deployed, "d");
+        for (service, digest) in [("frontend", "e"), ("worker", "f")] {
+            three.artifacts.insert(
+                service.into(),
+                Artifact { digest: digest.into(), bytes: 1, context: ".".into() },
+            );
+        }
+        let releases = Releases { releases: [releases.releases, vec![three]].concat() };
+        assert_eq!(releases.kept_digests(2), vec!["d", "e", "f", "b"]);
     }
 }

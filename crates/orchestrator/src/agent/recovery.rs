@@ -178,8 +178,7 @@ fn local_cloud(
         .parent()
         .and_then(|droplets| droplets.parent())
         .ok_or("the droplet directory has no cloud around it")?;
-    let binary =
-        std::env::current_exe().map_err(|e| format!("cannot find the orchestrator binary: {e}"))?;
+    let binary = own_binary()?;
     LocalCloud::new(root, &binary, Some(key))
         .map_err(|e| format!("cannot open the local cloud: {e}"))
 }
@@ -212,4 +211,21 @@ fn fellow_monitors(state: &State, target: &str, me: &str) -> Vec<String> {
 
 fn base_url(state: &State, droplet: &str) -> Option<String> {
     state.droplet(droplet).map(|d| format!("http://{}:{}", d.ip, d.agent_port))
+}
+
+/// The binary to start replacement agents with: this agent's own, or, when that file was
+/// replaced since it started (a rebuild or an upgrade), the new file at the same path.
+fn own_binary() -> Result<std::path::PathBuf, String> {
+    let path =
+        std::env::current_exe().map_err(|e| format!("cannot find the orchestrator binary: {e}"))?;
+    if path.exists() {
+        return Ok(path);
+    }
+    let text = path.to_string_lossy();
+    let replaced = std::path::PathBuf::from(text.trim_end_matches(" (deleted)"));
+    if replaced.exists() {
+        Ok(replaced)
+    } else {
+        Err(format!("the orchestrator binary {} is gone", replaced.display()))
+    }
 }

@@ -69,6 +69,21 @@ impl Context {
         }
         checked.push(("templates".to_string(), check_templates(&self.workspace.templates_dir())?));
 
+        for (name, infra) in &deploy.infrastructure {
+            if let Some(process) = &infra.process {
+                crate::agent::services::infra::check_templates(
+                    &process.command,
+                    process.config.as_deref(),
+                )
+                .map_err(|(field, why)| {
+                    anyhow::anyhow!(
+                        "{} at infrastructure.{name}.process.{field}: the template cannot be \
+                         rendered ({why})",
+                        self.workspace.deployment_config().display()
+                    )
+                })?;
+            }
+        }
         let warnings = warnings(&rows, &deploy);
         Ok(Config { rows, deploy, env, checked, warnings })
     }

@@ -57,6 +57,8 @@ struct Target<'a> {
 
 pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Result<()> {
     let config = context.load_config()?;
+    // One change to the fleet at a time: deploys, rollbacks and --orchestrate wait for each other.
+    let _lock = context.lock("--deploy-uat")?;
     let target = target(context, &config, project, "uat")?;
     let cache = context.workspace.deploy_cache();
     let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M").to_string();
@@ -112,6 +114,8 @@ pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Re
 
 pub async fn prod(context: &Context, project: &str, tag: Option<&str>) -> anyhow::Result<()> {
     let config = context.load_config()?;
+    // One change to the fleet at a time: deploys, rollbacks and --orchestrate wait for each other.
+    let _lock = context.lock("--deploy-prod")?;
     let target = target(context, &config, project, "prod")?;
     let uat_env = fleet::model::project_env(project, "uat");
     let uat = Records::new(context.workspace.config_dir(), &uat_env).load()?;
@@ -126,6 +130,15 @@ pub async fn prod(context: &Context, project: &str, tag: Option<&str>) -> anyhow
             format!("{uat_env} has no release yet; run --deploy-uat {project} first")
         })?,
     };
+    if tag.is_none() && promoted.local_tree.is_some() {
+        bail!(
+            "{uat_env} runs {}, built from a local tree that no tag records; production takes \
+             releases from Git: run --deploy-uat {project} from Git first, or name this one with \
+             --tag {} to promote it anyway",
+            promoted.version,
+            promoted.version
+        );
+    }
     let mut release = blank(&target, &promoted.version);
     release.commit = promoted.commit.clone();
     release.artifacts = promoted.artifacts.clone();
@@ -141,6 +154,7 @@ pub async fn rollback(
     version: Option<&str>,
 ) -> anyhow::Result<()> {
     let config = context.load_config()?;
+    let _lock = context.lock("--rollback")?;
     let target = target(context, &config, project, environment)?;
     let releases = Records::new(context.workspace.config_dir(), &target.project_env).load()?;
     let current = releases.current().map(|r| r.version.clone());
@@ -176,6 +190,20 @@ struct Listing<'a> {
 }
 
 pub fn list(context: &Context, project: &str, environment: &str) -> anyhow::Result<()> {
+    let deploy = context.load_deploy_config()?;
+    if !deploy.projects.contains_key(project) {
+        let known: Vec<&str> = deploy.projects.keys().map(String::as_str).collect();
+        bail!(
+            "{project} is not a project in deployment_config.json (it has: {})",
+            known.join(", ")
+        );
+    }
+    if !deploy.environments_of(project).iter().any(|e| e == environment) {
+        bail!(
+            "{project} has no {environment} environment (it has: {})",
+            deploy.environments_of(project).join(", ")
+        );
+    }
     let project_env = fleet::model::project_env(project, environment);
     let releases = Records::new(context.workspace.config_dir(), &project_env).load()?;
     let current = releases.current().map(|r| r.version.as_str());

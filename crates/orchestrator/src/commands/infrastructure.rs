@@ -17,9 +17,10 @@ use crate::output;
 use crate::secrets;
 
 /// The instances to run, and a line for each one that cannot run, saying why.
-pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>) {
+pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>, Vec<String>) {
     let mut specs = Vec::new();
     let mut problems = Vec::new();
+    let mut unresolved = Vec::new();
     for instance in fleet::infrastructure::instances(&config.deploy) {
         let definition = &config.deploy.infrastructure[&instance.name];
         let Some(process) = &definition.process else {
@@ -44,9 +45,10 @@ pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>) {
                     )),
                     Err(missing) => {
                         problems.push(format!(
-                            "{} for {} is not started: {missing}",
+                            "{} for {} is not started (or left as it runs): {missing}",
                             instance.name, instance.project_env
                         ));
+                        unresolved.push(format!("{} {}", instance.name, instance.project_env));
                         continue;
                     }
                 }
@@ -63,7 +65,7 @@ pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>) {
             password,
         });
     }
-    (specs, problems)
+    (specs, problems, unresolved)
 }
 
 fn master(state: &State) -> anyhow::Result<String> {
@@ -86,7 +88,7 @@ pub async fn apply(
     state: &State,
     key: &FleetKey,
 ) -> anyhow::Result<(Vec<InfraView>, Vec<String>)> {
-    let (specs, mut lines) = specs(config, key);
+    let (specs, mut lines, unresolved) = specs(config, key);
     let running = current(state).await.unwrap_or_default();
     if specs.is_empty() && running.is_empty() {
         return Ok((Vec::new(), lines));
@@ -99,6 +101,7 @@ pub async fn apply(
                 changes.push((key, "changed: restarts it (its data stays)"))
             }
             Some(_) => {}
+            None if unresolved.contains(&key) => {}
             None => changes.push((key, "no longer configured: stops it (its data stays)")),
         }
     }
@@ -120,7 +123,7 @@ pub async fn apply(
         }
     }
     let client = AgentClient::new(key.clone(), "cli");
-    let request = InfraRequest { instances: specs, confirmed };
+    let request = InfraRequest { instances: specs, confirmed, unresolved };
     let views: Vec<InfraView> = client
         .post(&master(state)?, "/v1/infrastructure", &request, Duration::from_secs(60))
         .await

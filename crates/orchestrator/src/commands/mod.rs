@@ -56,6 +56,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.yes && !changes {
         bail!("--yes goes with --orchestrate, --scale, --recover or --cleanup");
     }
+    // Flags that belong to one command are refused anywhere else, never ignored.
+    let belongs = [
+        (cli.branch.is_some(), "--branch", "--deploy-uat", cli.deploy_uat.is_some()),
+        (cli.local, "--local", "--deploy-uat", cli.deploy_uat.is_some()),
+        (cli.project_path.is_some(), "--project-path", "--deploy-uat --local", cli.local),
+        (cli.tag.is_some(), "--tag", "--deploy-prod", cli.deploy_prod.is_some()),
+        (cli.reproduce_dir.is_some(), "--reproduce-dir", "--reproduce", cli.reproduce.is_some()),
+    ];
+    for (given, flag, command, present) in belongs {
+        if given && !present {
+            bail!("{flag} goes with {command}");
+        }
+    }
+    if cli.local && cli.project_path.is_none() {
+        bail!("--local needs --project-path PATH, the tree to deploy");
+    }
     if cli.setup {
         setup::run(&context)
     } else if cli.init {

@@ -97,6 +97,12 @@ pub fn head_of(tree: &Path) -> Option<String> {
 
 /// A URL with a password or token in it would show in every process listing.
 fn refuse_credentials(url: &str) -> anyhow::Result<()> {
+    if url.contains('?') || url.contains('#') {
+        bail!(
+            "the repository URL has a query or fragment, where tokens hide; use SSH keys or a Git \
+             credential helper instead (the URL itself is not repeated here)"
+        );
+    }
     if let Some((scheme, rest)) = url.split_once("://") {
         let authority = rest.split('/').next().unwrap_or_default();
         let user = authority.rsplit_once('@').map(|(user, _)| user);
@@ -126,4 +132,30 @@ fn git(dir: Option<&Path>, args: &[&str]) -> anyhow::Result<String> {
         bail!("git {} failed: {}", args[0], String::from_utf8_lossy(&output.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_that_carry_credentials_are_refused_without_repeating_them() {
+        for url in [
+            "https://user:s3cret@example.com/p.git",
+            "https://t0ken@example.com/p.git",
+            "https://example.com/p.git?access_token=s3cret",
+            "ssh://git:s3cret@example.com/p.git",
+        ] {
+            let refused = refuse_credentials(url).expect_err(url).to_string();
+            assert!(!refused.contains("s3cret") && !refused.contains("t0ken"), "{refused}");
+        }
+        for url in [
+            "https://example.com/p.git",
+            "git@example.com:me/p.git",
+            "/srv/git/p.git",
+            "ssh://git@example.com/p.git",
+        ] {
+            assert!(refuse_credentials(url).is_ok(), "{url}");
+        }
+    }
 }

@@ -338,7 +338,7 @@ fn a_version_that_never_turns_healthy_is_stopped_while_the_old_one_serves() {
     let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
     let broken = app
         .replace("if self.path == \"/health\":", "if self.path == \"/health\":\n            self.send_error(500, \"database unreachable\")\n            return")
-        .replace("def main():", "def main():\n    print(\"connecting to the database failed\", flush=True)");
+        .replace("def main():", "def main():\n    print(\"connecting to the database failed with\", os.environ[\"DB_PASSWORD\"], flush=True)");
     project.change("backend/app.py", &broken);
 
     let load = Load::start(project.route("uat", "backend"));
@@ -351,9 +351,10 @@ fn a_version_that_never_turns_healthy_is_stopped_while_the_old_one_serves() {
     );
     assert!(refused.contains("/health last answered: HTTP 500"), "{refused}");
     assert!(
-        refused.contains("connecting to the database failed"),
-        "the service's log is shown: {refused}"
+        refused.contains("connecting to the database failed with [redacted]"),
+        "the service's log is shown, its secrets blotted out: {refused}"
     );
+    assert!(!refused.contains("db-Secret-4411"));
     assert!(refused.contains("keeps serving"), "{refused}");
     assert_eq!(failed, 0, "{sent} requests, none failed");
     assert_eq!(versions, vec![first.clone()]);
@@ -470,6 +471,18 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
     let project = Project::new();
     let fleet = &project.fleet;
     let before = fleet.files();
+    for (args, expected) in [
+        (&["--deploy-uat", "hostomatic", "--tag", "v1"][..], "--tag goes with --deploy-prod"),
+        (
+            &["--deploy-prod", "hostomatic", "--local", "--project-path", "."][..],
+            "--local goes with --deploy-uat",
+        ),
+        (&["--deploy-uat", "hostomatic", "--local"][..], "--project-path"),
+        (&["--releases", "nosuch", "prod"][..], "nosuch is not a project"),
+    ] {
+        let refused = fleet.fails(args);
+        assert!(refused.contains(expected), "{args:?}: {refused}");
+    }
     let unknown = fleet.fails(&["--deploy-uat", "nosuch"]);
     assert!(unknown.contains("nosuch is not a project in"), "{unknown}");
     assert!(unknown.contains("hostomatic"), "the projects there are: {unknown}");
@@ -514,6 +527,18 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
     let path = fleet.path().join("config/deployment_config.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    let original = config.clone();
+    for outside in ["../../", "/etc/", "backend/../../x"] {
+        config["projects"]["hostomatic"]["services"]["backend"]["build_context"] = outside.into();
+        std::fs::write(&path, config.to_string()).expect("writes");
+        let refused = fleet.fails(&["--deploy-uat", "hostomatic"]);
+        assert!(
+            refused.contains("at projects.hostomatic.services.backend.build_context")
+                && refused.contains("inside the project's tree"),
+            "{outside}: {refused}"
+        );
+    }
+    config = original;
     config["deployment_platform"] = "docker".into();
     std::fs::write(&path, config.to_string()).expect("writes");
     let docker = fleet.fails(&["--deploy-uat", "hostomatic"]);

@@ -161,7 +161,8 @@ fn without_its_password_redis_is_not_started_and_status_says_which_variables_to_
         Project::with_secrets(&SECRETS.replace(&format!("REDIS_PASSWORD={REDIS_PASSWORD}\n"), ""));
     let said = project.fleet.ok(&["--orchestrate"]);
     assert!(
-        said.contains("redis for hostomatic-prod is not started: secret redis_password of hostomatic-prod is not set"),
+        said.contains("redis for hostomatic-prod is not started (or left as it runs): secret redis_password of \
+             hostomatic-prod is not set"),
         "{said}"
     );
     let status = project.fleet.json(&["--status"]);
@@ -205,4 +206,37 @@ fn removing_redis_from_the_configuration_stops_it_only_when_confirmed_and_keeps_
     assert!(data.is_dir());
     project.fleet.ok(&["--cleanup", "--yes"]);
     assert!(!data.exists(), "removed by an explicit, confirmed cleanup");
+}
+
+#[test]
+fn a_lost_password_or_a_broken_definition_never_stops_a_running_redis() {
+    if !have_redis() {
+        return;
+    }
+    let project = Project::new();
+    eventually(20, "Redis healthy", || instance(&project, "hostomatic-prod")["healthy"] == true);
+    let pid = instance(&project, "hostomatic-prod")["pid"].clone();
+
+    // The administrator's machine lost the password: Redis keeps running, even with --yes.
+    project.fleet.write(".env", SECRETS.replace(&format!("REDIS_PASSWORD={REDIS_PASSWORD}\n"), ""));
+    let said = project.fleet.ok(&["--orchestrate", "--yes"]);
+    assert!(said.contains("left as it runs"), "{said}");
+    assert!(!said.contains("stops it"), "{said}");
+    assert_eq!(instance(&project, "hostomatic-prod")["pid"], pid);
+    project.fleet.write(".env", SECRETS);
+
+    // A template that cannot be rendered is refused before anything changes.
+    let path = project.fleet.path().join("config/deployment_config.json");
+    let original = std::fs::read_to_string(&path).expect("reads");
+    let mut config: serde_json::Value = serde_json::from_str(&original).expect("json");
+    config["infrastructure"]["redis"]["process"]["config"] = "port {{ nosuch }}\n".into();
+    std::fs::write(&path, config.to_string()).expect("writes");
+    let refused = project.fleet.fails(&["--orchestrate", "--yes"]);
+    std::fs::write(&path, original).expect("writes");
+    assert!(
+        refused.contains("at infrastructure.redis.process.config: the template cannot be rendered"),
+        "{refused}"
+    );
+    assert_eq!(instance(&project, "hostomatic-prod")["pid"], pid);
+    assert_eq!(instance(&project, "hostomatic-prod")["healthy"], true);
 }

@@ -26,6 +26,10 @@ pub struct InfraRequest {
     /// `name project-env` of instances that may be restarted (changed) or stopped (removed).
     #[serde(default)]
     pub confirmed: Vec<String>,
+    /// Instances configured but left out because their password is not set where the command
+    /// runs: they keep running as they are.
+    #[serde(default)]
+    pub unresolved: Vec<String>,
 }
 
 /// One instance as the agent runs it.
@@ -114,6 +118,12 @@ impl Supervisor {
             let mut units = self.infra.lock().expect("not poisoned");
             for (key, unit) in units.iter_mut() {
                 match wanted.get(key) {
+                    None if request.unresolved.contains(key) => {
+                        unit.pending = Some(
+                            "its password is not set where the command ran; it keeps running as it was"
+                                .into(),
+                        );
+                    }
                     None if request.confirmed.contains(key) => to_stop.push(key.clone()),
                     None => unit.pending = Some("no longer in the configuration".into()),
                     Some(spec) if spec.fingerprint() != unit.spec.fingerprint() => {
@@ -224,7 +234,10 @@ impl Supervisor {
             let mut environment = minijinja::Environment::new();
             environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
             environment.render_str(template, values(password)).map_err(|err| {
-                format!("its template cannot be rendered: {}", err.detail().unwrap_or("error"))
+                format!(
+                    "its template cannot be rendered: {}",
+                    err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
+                )
             })
         };
         if let Some(template) = &spec.config {
@@ -378,4 +391,30 @@ fn size_of(path: &std::path::Path) -> u64 {
         Ok(meta) => meta.len(),
         Err(_) => 0,
     }
+}
+
+/// Renders an instance's templates with stand-in values, so a definition that cannot run is
+/// refused before anything stops; the error says which template and why.
+pub fn check_templates(command: &str, config: Option<&str>) -> Result<(), (&'static str, String)> {
+    let values = minijinja::context! {
+        host => "127.0.0.1",
+        port => 1u16,
+        data_dir => "/data",
+        config_file => "/run/service.conf",
+    };
+    let mut environment = minijinja::Environment::new();
+    environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let describe = |err: minijinja::Error| {
+        format!(
+            "line {}: {}",
+            err.line().unwrap_or(0),
+            err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
+        )
+    };
+    environment.render_str(command, values.clone()).map_err(|e| ("command", describe(e)))?;
+    if let Some(config) = config {
+        let with_password = minijinja::context! { password => "stand-in", ..values };
+        environment.render_str(config, with_password).map_err(|e| ("config", describe(e)))?;
+    }
+    Ok(())
 }

@@ -188,7 +188,7 @@ impl Supervisor {
             let Ok(request) = serde_json::from_slice::<DeployRequest>(&text) else { continue };
             let project_env = fleet::model::project_env(&request.project, &request.environment);
             for spec in &request.services {
-                match self.launch(&project_env, &request.version, spec) {
+                match self.launch(&project_env, &request.version, spec, false) {
                     Ok(instance) => {
                         if let Some(port) = spec.port {
                             match self.front(port).await {
@@ -239,7 +239,7 @@ impl Supervisor {
         // Start every new version.
         let mut started: Vec<(ServiceSpec, Instance)> = Vec::new();
         for spec in &request.services {
-            match self.launch(&project_env, &request.version, spec) {
+            match self.launch(&project_env, &request.version, spec, true) {
                 Ok(instance) => started.push((spec.clone(), instance)),
                 Err(err) => {
                     stop_all(started).await;
@@ -261,7 +261,7 @@ impl Supervisor {
             let mut refusal = refuse(&spec.name, failure.reason);
             refusal.probe_url = failure.probe_url;
             refusal.last_answer = failure.last_answer;
-            refusal.logs = instance.last_log_lines(LOG_LINES);
+            refusal.logs = self.redacted(spec, instance.last_log_lines(LOG_LINES));
             self.events.record(
                 EventKind::Failure,
                 format!(
@@ -310,6 +310,24 @@ impl Supervisor {
         Ok(DeployAnswer { droplet: self.droplet.clone(), services: self.view_of(&project_env) })
     }
 
+    /// Log lines with every secret of `spec` blotted out, for messages that leave the droplet.
+    fn redacted(&self, spec: &ServiceSpec, lines: Vec<String>) -> Vec<String> {
+        let Some(key) = &self.key else { return lines };
+        let values: Vec<String> = spec
+            .secrets
+            .iter()
+            .filter_map(|(variable, value)| {
+                sealed::open(key, &format!("secret {variable}"), value).ok()
+            })
+            .map(|secret| secret.expose().to_string())
+            .filter(|value| !value.is_empty())
+            .collect();
+        lines
+            .into_iter()
+            .map(|line| values.iter().fold(line, |line, value| line.replace(value, "[redacted]")))
+            .collect()
+    }
+
     /// What runs here now.
     pub fn view(&self) -> Vec<ServiceView> {
         let units = self.units.lock().expect("not poisoned");
@@ -338,12 +356,14 @@ impl Supervisor {
         self.root.join(project_env).join(service)
     }
 
-    /// Unpacks the artifact (once) and starts the version.
+    /// Unpacks the artifact (once) and starts the version; `fresh` for a new attempt (a
+    /// deploy), whose log starts empty.
     fn launch(
         &self,
         project_env: &str,
         version: &str,
         spec: &ServiceSpec,
+        fresh: bool,
     ) -> Result<Instance, String> {
         let unit_dir = self.unit_dir(project_env, &spec.name);
         let short = &spec.artifact[..spec.artifact.len().min(12)];
@@ -372,11 +392,16 @@ impl Supervisor {
                 .map_err(|err| err.to_string())?;
             environment.push((variable.clone(), secret.expose().to_string()));
         }
+        let log = unit_dir.join(format!("{}-{short}.log", safe(version)));
+        if fresh {
+            // A new attempt's failure report must quote its own lines, not an earlier one's.
+            let _ = std::fs::remove_file(&log);
+        }
         let launch = Launch {
             label: format!("{project_env} {} {version}", spec.name),
             command: spec.command.clone(),
             dir,
-            log: unit_dir.join(format!("{}.log", safe(version))),
+            log,
             environment,
             backend,
         };

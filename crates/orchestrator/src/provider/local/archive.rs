@@ -14,6 +14,9 @@ use super::manifest::{DATA_DIR, MANIFEST};
 pub fn pack(dir: &Path, archive: &Path) -> io::Result<u64> {
     let file = File::create(archive)?;
     let mut builder = tar::Builder::new(GzEncoder::new(file, Compression::fast()));
+    // Links are archived as links: a snapshot never takes in what they point at, and one that
+    // points nowhere does not stop the snapshot.
+    builder.follow_symlinks(false);
     builder.append_path_with_name(dir.join(MANIFEST), MANIFEST)?;
     let data = dir.join(DATA_DIR);
     if data.is_dir() {
