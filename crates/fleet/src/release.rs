@@ -96,6 +96,10 @@ pub struct Release {
     pub local_tree: Option<LocalTree>,
     /// The artifact of each service.
     pub artifacts: BTreeMap<String, Artifact>,
+    /// How each service was started and checked, so a promotion or rollback runs it the same
+    /// way whatever the configuration says by then.
+    #[serde(default)]
+    pub services: BTreeMap<String, RecordedService>,
     /// A hash of the service definitions the release ran with (never of secret values).
     pub config_hash: String,
     pub platform: String,
@@ -110,6 +114,14 @@ pub struct Release {
     /// For a rollback: the version it went back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<String>,
+}
+
+/// A service as a release ran it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedService {
+    /// The start script, rendered from the process template.
+    pub command: String,
+    pub health_check: crate::deploy_config::HealthCheck,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +207,7 @@ mod tests {
             branch: None,
             tag_pushed: false,
             local_tree: None,
+            services: BTreeMap::new(),
             artifacts: BTreeMap::from([(
                 "backend".into(),
                 Artifact { digest: digest.into(), bytes: 1, context: ".".into() },

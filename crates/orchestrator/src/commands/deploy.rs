@@ -99,6 +99,7 @@ pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Re
         let _ = std::fs::remove_dir_all(&build);
     }
     release.artifacts = built?;
+    release.services = recorded_services(&target, &release)?;
 
     let outcome = roll_out(context, &target, &mut release).await;
     if outcome.is_ok()
@@ -142,6 +143,8 @@ pub async fn prod(context: &Context, project: &str, tag: Option<&str>) -> anyhow
     let mut release = blank(&target, &promoted.version);
     release.commit = promoted.commit.clone();
     release.artifacts = promoted.artifacts.clone();
+    release.services = promoted.services.clone();
+    release.config_hash = promoted.config_hash.clone();
     release.promoted_from = Some(format!("{uat_env} {}", promoted.version));
     let outcome = roll_out(context, &target, &mut release).await;
     finish(context, &target, release, outcome).await
@@ -175,6 +178,8 @@ pub async fn rollback(
     let mut release = blank(&target, &back_to.version);
     release.commit = back_to.commit.clone();
     release.artifacts = back_to.artifacts.clone();
+    release.services = back_to.services.clone();
+    release.config_hash = back_to.config_hash.clone();
     release.rollback_to = Some(back_to.version.clone());
     release.promoted_from = back_to.promoted_from.clone();
     let outcome = roll_out(context, &target, &mut release).await;
@@ -487,6 +492,7 @@ fn blank(target: &Target, version: &str) -> Release {
         tag_pushed: false,
         local_tree: None,
         artifacts: BTreeMap::new(),
+        services: BTreeMap::new(),
         config_hash: config_hash(target),
         platform: "process".into(),
         droplets: Vec::new(),
@@ -578,13 +584,20 @@ fn request(
             kind: record.kind,
             port: if record.kind == ServiceKind::Web { record.port } else { None },
             artifact: artifact.digest.clone(),
-            command: render_process(
-                target,
-                release,
-                name,
-                config.command.as_deref().unwrap_or_default(),
-            )?,
-            health: config.health_check.clone(),
+            // As the release ran it, when it recorded that; else as configured now.
+            command: match release.services.get(name) {
+                Some(recorded) => recorded.command.clone(),
+                None => render_process(
+                    target,
+                    release,
+                    name,
+                    config.command.as_deref().unwrap_or_default(),
+                )?,
+            },
+            health: release
+                .services
+                .get(name)
+                .map_or_else(|| config.health_check.clone(), |r| r.health_check.clone()),
             secrets: target.secrets.get(name).cloned().unwrap_or_default(),
             environment: target.wiring.clone(),
         });
@@ -783,6 +796,24 @@ async fn snapshot(context: &Context, target: &Target<'_>, droplets: &[String]) {
             crate::say!("Warning: no snapshot of {name} after the release: {err}");
         }
     }
+}
+
+/// How each service of a new release starts and is checked, from the configuration now.
+fn recorded_services(
+    target: &Target,
+    release: &Release,
+) -> anyhow::Result<BTreeMap<String, fleet::release::RecordedService>> {
+    let configs = &target.config.deploy.projects[&target.project].services;
+    let mut services = BTreeMap::new();
+    for (name, config) in configs {
+        let command =
+            render_process(target, release, name, config.command.as_deref().unwrap_or_default())?;
+        services.insert(
+            name.clone(),
+            fleet::release::RecordedService { command, health_check: config.health_check.clone() },
+        );
+    }
+    Ok(services)
 }
 
 fn deploy_config<'a>(target: &Target<'a>) -> &'a fleet::DeploymentConfig {

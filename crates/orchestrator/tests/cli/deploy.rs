@@ -245,6 +245,13 @@ fn uat_from_git_is_promoted_by_tag_rolled_back_and_reproduced() {
     assert!(second.starts_with("v0.0.2-uat-"), "{second}");
     eventually(20, "UAT serving the second release", || project.serving("uat") == second);
 
+    // The configuration changes after UAT ran the release: production still runs it as UAT did.
+    let path = fleet.path().join("config/deployment_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    config["projects"]["hostomatic"]["services"]["backend"]["command"] =
+        "python3 -X dev app.py".into();
+    std::fs::write(&path, config.to_string()).expect("writes");
     let said = fleet.ok(&["--deploy-prod", "hostomatic", "--tag", &first]);
     assert!(said.contains("nothing was rebuilt"), "{said}");
     eventually(20, "production serving the first release", || project.serving("prod") == first);
@@ -261,6 +268,13 @@ fn uat_from_git_is_promoted_by_tag_rolled_back_and_reproduced() {
         prod["releases"][0]["artifacts"], uat_first["artifacts"],
         "production runs UAT's artifacts"
     );
+    assert_eq!(prod["releases"][0]["services"], uat_first["services"], "started as UAT started it");
+    assert_eq!(prod["releases"][0]["config_hash"], uat_first["config_hash"]);
+    let dev_mode = fleet.agent_pids().into_iter().flat_map(crate::common::descendants).any(|pid| {
+        let arguments = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&arguments).contains("-X\0dev")
+    });
+    assert!(!dev_mode, "production runs the command UAT ran, not the one configured since");
     assert_eq!(prod["releases"][0]["promoted_from"], format!("hostomatic-uat {first}"));
     let unknown =
         fleet.fails(&["--deploy-prod", "hostomatic", "--tag", "v9.9.9-uat-20200101-0000"]);
