@@ -88,6 +88,10 @@ pub async fn apply(
     state: &State,
     key: &FleetKey,
 ) -> anyhow::Result<(Vec<InfraView>, Vec<String>)> {
+    if state.master().is_none() {
+        // No fleet (it was just emptied): nothing runs, and nothing can.
+        return Ok((Vec::new(), Vec::new()));
+    }
     let (specs, mut lines, unresolved) = specs(config, key);
     let running = current(state).await.unwrap_or_default();
     if specs.is_empty() && running.is_empty() {
