@@ -77,6 +77,9 @@ pub struct AgentStatus {
     /// The droplets this agent watches and what the fleet thinks of them.
     #[serde(default)]
     pub monitoring: monitor::MonitorView,
+    /// The newest failures and recoveries this agent saw or led, newest first.
+    #[serde(default)]
+    pub recent_events: Vec<events::Event>,
 }
 
 /// What `GET /health` answers.
@@ -236,6 +239,13 @@ async fn status(State(agent): State<Arc<Agent>>) -> Json<AgentStatus> {
         has_fleet_state: agent.replica.read().await.is_some(),
         refused_requests: agent.verifier.as_ref().map_or(0, |v| v.refusals.total()),
         monitoring: agent.monitor.view(),
+        recent_events: agent
+            .events
+            .newest(50)
+            .into_iter()
+            .filter(|e| matches!(e.kind, EventKind::Failure | EventKind::Recovery))
+            .take(10)
+            .collect(),
     })
 }
 

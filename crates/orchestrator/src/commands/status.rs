@@ -33,6 +33,15 @@ struct Status {
     infrastructure: Vec<crate::agent::services::infra::InfraView>,
     /// Where alerts go, or why a configured channel is off.
     notifications: Vec<String>,
+    /// The newest failures and recoveries any droplet saw or led, newest first.
+    recent_failures_and_recoveries: Vec<DropletEvent>,
+}
+
+#[derive(Debug, Serialize)]
+struct DropletEvent {
+    droplet: String,
+    #[serde(flatten)]
+    event: crate::agent::events::Event,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,6 +193,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         issues,
         infrastructure,
         notifications,
+        recent_failures_and_recoveries: recent_events(&reports),
     };
     if context.json {
         output::print_json(&status);
@@ -280,6 +290,25 @@ async fn ask_agents(observed: &[ObservedDroplet]) -> (BTreeMap<String, String>, 
 }
 
 /// How each monitor of `droplet` sees it: `master: ok; web2: timed out`.
+/// Every droplet's recent failures and recoveries, newest first; a message several droplets
+/// recorded at the same second is shown once.
+fn recent_events(reports: &AgentReports) -> Vec<DropletEvent> {
+    let mut all: Vec<DropletEvent> = reports
+        .iter()
+        .flat_map(|(droplet, report)| {
+            report
+                .recent_events
+                .iter()
+                .map(|event| DropletEvent { droplet: droplet.clone(), event: event.clone() })
+        })
+        .collect();
+    all.sort_by(|a, b| b.event.at.cmp(&a.event.at));
+    let mut seen = std::collections::BTreeSet::new();
+    all.retain(|e| seen.insert((e.event.at.clone(), e.event.message.clone())));
+    all.truncate(20);
+    all
+}
+
 fn seen_by_monitors(reports: &AgentReports, droplet: &str) -> Vec<String> {
     reports
         .iter()
@@ -383,21 +412,15 @@ fn print_status(status: &Status) {
             refused.join(", ")
         );
     }
-    if let Some(lb) = &status.load_balancer {
-        for event in lb
-            .recent_events
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e.kind,
-                    crate::agent::events::EventKind::Failure
-                        | crate::agent::events::EventKind::Recovery
-                )
-            })
-            .take(5)
-        {
-            crate::say!("Recent {:?}: {} {}", event.kind, event.at, event.message);
-        }
+    for seen in status.recent_failures_and_recoveries.iter().take(5) {
+        let event = &seen.event;
+        crate::say!(
+            "Recent {:?} (on {}): {} {}",
+            event.kind,
+            seen.droplet,
+            event.at,
+            event.message
+        );
     }
     match &status.load_balancer {
         Some(lb) if lb.nginx_running => {

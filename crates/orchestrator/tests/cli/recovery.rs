@@ -177,6 +177,10 @@ fn a_killed_master_is_replaced_by_its_web_droplets_and_the_load_balancer_returns
             && !url.contains(&before.ip)
             && http_get(&format!("{url}health")).contains("load-balancer")
     });
+    // The recovery was led by a web droplet, whose events --status gathers with master's.
+    let status = fleet.ok(&["--status"]);
+    assert!(status.contains("Recent Recovery (on web"), "{status}");
+    assert!(status.contains("master recovered from snapshot"), "{status}");
     let said = fleet.ok(&["--orchestrate"]);
     assert!(said.contains("master was replaced while you were away"), "{said}");
     assert_ne!(fleet.state().droplets["master"].id, before.id);
