@@ -284,6 +284,9 @@ pub fn reproduce(context: &Context, tag: &str, dir: &Path) -> anyhow::Result<()>
         );
     };
     let commit = release.commit.clone().context("the release names no commit")?;
+    if dir.exists() && !dir.is_dir() {
+        bail!("--reproduce-dir {} exists and is not a directory", dir.display());
+    }
     if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("--reproduce-dir {} exists and is not empty", dir.display());
     }
@@ -434,9 +437,7 @@ fn target<'a>(
     }
     found.sort();
     found.dedup();
-    if !found.is_empty() && !context.json {
-        crate::say!("Secrets: {}.", found.join("; "));
-    }
+
     let template_path = context.workspace.templates_dir().join("process.sh.j2");
     let process_template = match std::fs::read_to_string(&template_path) {
         Ok(text) => (template_path.display().to_string(), text),
@@ -465,6 +466,9 @@ fn target<'a>(
             service,
             service_config.command.as_deref().unwrap_or_default(),
         )?;
+    }
+    if !found.is_empty() && !context.json {
+        crate::say!("Secrets: {}.", found.join("; "));
     }
     Ok(target)
 }
@@ -523,8 +527,8 @@ fn build_artifacts(
         let dir = tree.join(&context);
         if !dir.is_dir() {
             bail!(
-                "projects.{project}.services.{service}.build_context {context:?} is not a directory \
-                 of the project's tree"
+                "deployment_config.json at projects.{project}.services.{service}.build_context: \
+                 {context:?} is not a directory of the project's tree"
             );
         }
         let packed = artifact::pack(&dir)?;
@@ -844,7 +848,7 @@ fn render_process(
         anyhow::anyhow!(
             "{origin}, line {}: {}",
             err.line().unwrap_or(0),
-            err.detail().unwrap_or("cannot be rendered")
+            err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
         )
     })
 }

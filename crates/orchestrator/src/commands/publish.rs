@@ -94,6 +94,9 @@ pub fn describe(notify: Option<&NotifySettings>) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(email) = &notify.email {
         let mut line = format!("alerts by email to {}", email.to.join(", "));
+        if email.security == crate::notify::Security::None {
+            line.push_str(" (without TLS: the mail and the password travel in the clear)");
+        }
         if let Some(heartbeat) = &notify.heartbeat {
             let seconds = heartbeat.interval_ms as f64 / 1000.0;
             let every = if seconds >= 60.0 {

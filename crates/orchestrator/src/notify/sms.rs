@@ -41,6 +41,10 @@ pub async fn send(settings: &SmsSettings, key: &FleetKey, notice: &Notice) -> Ve
                 let body = answer.text().await.unwrap_or_default();
                 Err(format!("the SMS gateway answered {status}: {}", gateway_message(&body)))
             }
+            Err(err) if err.is_timeout() => Err(
+                "the SMS gateway did not answer within 15 s; the message may or may not have gone out"
+                    .to_string(),
+            ),
             Err(err) => Err(format!("the SMS gateway cannot be reached: {}", without_url(&err))),
         };
         deliveries.push(Delivery { channel: "sms", to: to.clone(), result });
