@@ -116,6 +116,22 @@ pub enum Platform {
     Process,
 }
 
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Docker => "docker",
+            Platform::Podman => "podman",
+            Platform::Kubernetes => "kubernetes",
+            Platform::Process => "process",
+        }
+    }
+
+    /// Whether services run as containers built from a Containerfile.
+    pub fn builds_images(self) -> bool {
+        matches!(self, Platform::Docker | Platform::Podman | Platform::Kubernetes)
+    }
+}
+
 /// Where project repositories live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +174,9 @@ pub struct ServiceConfig {
     /// How a new version is judged ready before traffic moves to it (web services).
     #[serde(default)]
     pub health_check: HealthCheck,
+    /// Build arguments for the container platforms' image builds (`ARG` in the Containerfile).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_args: BTreeMap<String, String>,
 }
 
 /// An infrastructure service: one instance per project-environment that uses it, on master.

@@ -64,6 +64,10 @@ pub struct Artifact {
     /// The directory of the project's tree it was packed from.
     #[serde(default)]
     pub context: String,
+    /// On the container platforms, the image built from it (`sha256:…`): what runs, and what
+    /// a promotion or rollback runs again without building.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// How a release ended.
@@ -160,8 +164,30 @@ impl Releases {
     /// Artifact digests to keep: every artifact of the newest `keep` versions that served
     /// (the current one first among them).
     pub fn kept_digests(&self, keep: usize) -> Vec<String> {
-        let mut versions: Vec<&str> = Vec::new();
         let mut kept: Vec<String> = Vec::new();
+        for artifact in self.kept_artifacts(keep) {
+            if !kept.contains(&artifact.digest) {
+                kept.push(artifact.digest.clone());
+            }
+        }
+        kept
+    }
+
+    /// The images of the same releases as [`Releases::kept_digests`].
+    pub fn kept_images(&self, keep: usize) -> Vec<String> {
+        let mut kept: Vec<String> = Vec::new();
+        for image in self.kept_artifacts(keep).into_iter().filter_map(|a| a.image.as_ref()) {
+            if !kept.contains(image) {
+                kept.push(image.clone());
+            }
+        }
+        kept
+    }
+
+    /// The artifacts of the newest `keep` versions that served.
+    fn kept_artifacts(&self, keep: usize) -> Vec<&Artifact> {
+        let mut versions: Vec<&str> = Vec::new();
+        let mut kept = Vec::new();
         for release in self.releases.iter().rev().filter(|r| r.outcome == Outcome::Deployed) {
             if !versions.contains(&release.version.as_str()) {
                 if versions.len() == keep {
@@ -169,11 +195,7 @@ impl Releases {
                 }
                 versions.push(&release.version);
             }
-            for artifact in release.artifacts.values() {
-                if !kept.contains(&artifact.digest) {
-                    kept.push(artifact.digest.clone());
-                }
-            }
+            kept.extend(release.artifacts.values());
         }
         kept
     }
@@ -210,7 +232,7 @@ mod tests {
             services: BTreeMap::new(),
             artifacts: BTreeMap::from([(
                 "backend".into(),
-                Artifact { digest: digest.into(), bytes: 1, context: ".".into() },
+                Artifact { digest: digest.into(), bytes: 1, context: ".".into(), image: None },
             )]),
             config_hash: String::new(),
             platform: "process".into(),
@@ -242,7 +264,7 @@ mod tests {
         for (service, digest) in [("frontend", "e"), ("worker", "f")] {
             three.artifacts.insert(
                 service.into(),
-                Artifact { digest: digest.into(), bytes: 1, context: ".".into() },
+                Artifact { digest: digest.into(), bytes: 1, context: ".".into(), image: None },
             );
         }
         let releases = Releases { releases: [releases.releases, vec![three]].concat() };

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod control;
+pub mod engine;
 pub mod environment;
 pub mod http;
 pub mod lb;

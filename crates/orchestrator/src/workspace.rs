@@ -55,6 +55,12 @@ impl Workspace {
         self.config_dir.join("infrastructure.json")
     }
 
+    /// The directory around the configuration directory, as an absolute path: what labels the
+    /// images this fleet's deploys build.
+    pub fn root(&self) -> PathBuf {
+        absolute(&self.root)
+    }
+
     pub fn templates_dir(&self) -> PathBuf {
         self.root.join("templates")
     }

@@ -205,6 +205,11 @@ fn router(agent: Arc<Agent>) -> Router {
             "/v1/artifacts/{digest}",
             post(receive_artifact).layer(axum::extract::DefaultBodyLimit::max(auth::MAX_BODY)),
         )
+        .route("/v1/images/check", post(check_image))
+        .route(
+            "/v1/images/{platform}",
+            post(receive_images).layer(axum::extract::DefaultBodyLimit::max(auth::MAX_BODY)),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&agent),
             auth::require_signature,
@@ -314,6 +319,34 @@ async fn receive_artifact(
 ) -> Response {
     match agent.services.store_artifact(&digest, &body) {
         Ok(()) => Json(serde_json::json!({"digest": digest})).into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, err).into_response(),
+    }
+}
+
+/// `POST /v1/images/check`: `{"id": "sha256:…", "engine": "docker"}` → `{"present": true}`.
+async fn check_image(
+    State(agent): State<Arc<Agent>>,
+    Json(image): Json<services::ContainerImage>,
+) -> Response {
+    match agent.services.has_image(&image).await {
+        Ok(present) => Json(serde_json::json!({"present": present})).into_response(),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err).into_response(),
+    }
+}
+
+/// `POST /v1/images/{platform}`: images saved by the administrator's engine, to load here.
+async fn receive_images(
+    State(agent): State<Arc<Agent>>,
+    axum::extract::Path(platform): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let platform = match platform.as_str() {
+        "docker" => fleet::deploy_config::Platform::Docker,
+        "podman" => fleet::deploy_config::Platform::Podman,
+        other => return (StatusCode::NOT_FOUND, format!("no engine {other:?}")).into_response(),
+    };
+    match agent.services.load_images(platform, body.to_vec()).await {
+        Ok(()) => Json(serde_json::json!({"loaded": true})).into_response(),
         Err(err) => (StatusCode::BAD_REQUEST, err).into_response(),
     }
 }

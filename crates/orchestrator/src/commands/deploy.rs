@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use fleet::deploy_config::Platform;
 use fleet::release::{Artifact, Outcome, Release, Releases, Version};
 use fleet::{ServiceKind, State};
 use serde::Serialize;
@@ -20,12 +21,15 @@ use sha2::Digest;
 
 use super::Context;
 use super::config::Config;
-use crate::agent::services::{DeployAnswer, DeployRefusal, DeployRequest, ServiceSpec};
+use crate::agent::services::{
+    ContainerImage, DeployAnswer, DeployRefusal, DeployRequest, ServiceSpec,
+};
 use crate::control::sealed;
 use crate::control::{AgentClient, FleetKey};
+use crate::engine::Engine;
 use crate::output;
 use crate::release::artifact::{self, Store};
-use crate::release::{Records, git};
+use crate::release::{Records, git, image};
 use crate::secrets;
 
 /// Artifacts kept per project-environment (the running release's always among them).
@@ -49,8 +53,12 @@ struct Target<'a> {
     project_env: String,
     /// Resolved and sealed: service → variable → value.
     secrets: BTreeMap<String, BTreeMap<String, sealed::Sealed>>,
-    /// `templates/process.sh.j2` (or the built-in one), and where it came from.
-    process_template: (String, String),
+    platform: Platform,
+    /// The administrator's container engine, on the container platforms.
+    engine: Option<Engine>,
+    /// What starts a service, and where it came from: `templates/process.sh.j2` on the process
+    /// platform, `templates/container.json.j2` on the container platforms (or the built-in one).
+    start_template: (String, String),
     /// Where the project-environment's infrastructure services listen.
     wiring: BTreeMap<String, String>,
 }
@@ -59,7 +67,7 @@ pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Re
     let config = context.load_config()?;
     // One change to the fleet at a time: deploys, rollbacks and --orchestrate wait for each other.
     let _lock = context.lock("--deploy-uat")?;
-    let target = target(context, &config, project, "uat")?;
+    let target = target(context, &config, project, "uat").await?;
     let cache = context.workspace.deploy_cache();
     let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M").to_string();
 
@@ -94,7 +102,7 @@ pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Re
             (path.clone(), release, None)
         }
     };
-    let built = build_artifacts(&config, project, &tree, &store(context));
+    let built = build_artifacts(context, &target, &release.version, &tree).await;
     if matches!(source, Source::Git { .. }) {
         let _ = std::fs::remove_dir_all(&build);
     }
@@ -117,7 +125,7 @@ pub async fn prod(context: &Context, project: &str, tag: Option<&str>) -> anyhow
     let config = context.load_config()?;
     // One change to the fleet at a time: deploys, rollbacks and --orchestrate wait for each other.
     let _lock = context.lock("--deploy-prod")?;
-    let target = target(context, &config, project, "prod")?;
+    let target = target(context, &config, project, "prod").await?;
     let uat_env = fleet::model::project_env(project, "uat");
     let uat = Records::new(context.workspace.config_dir(), &uat_env).load()?;
     let promoted = match tag {
@@ -140,6 +148,7 @@ pub async fn prod(context: &Context, project: &str, tag: Option<&str>) -> anyhow
             promoted.version
         );
     }
+    same_platform(&target, promoted)?;
     let mut release = blank(&target, &promoted.version);
     release.commit = promoted.commit.clone();
     release.artifacts = promoted.artifacts.clone();
@@ -158,7 +167,7 @@ pub async fn rollback(
 ) -> anyhow::Result<()> {
     let config = context.load_config()?;
     let _lock = context.lock("--rollback")?;
-    let target = target(context, &config, project, environment)?;
+    let target = target(context, &config, project, environment).await?;
     let releases = Records::new(context.workspace.config_dir(), &target.project_env).load()?;
     let current = releases.current().map(|r| r.version.clone());
     let back_to = match version {
@@ -175,6 +184,7 @@ pub async fn rollback(
     if current.as_deref() == Some(back_to.version.as_str()) {
         bail!("{} already runs {}", target.project_env, back_to.version);
     }
+    same_platform(&target, back_to)?;
     let mut release = blank(&target, &back_to.version);
     release.commit = back_to.commit.clone();
     release.artifacts = back_to.artifacts.clone();
@@ -338,8 +348,23 @@ pub fn reproduce(context: &Context, tag: &str, dir: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A release runs again only on the platform it was built for.
+fn same_platform(target: &Target, release: &Release) -> anyhow::Result<()> {
+    if release.platform != target.platform.as_str() {
+        bail!(
+            "{} was built for the {} platform, and deployment_platform is now {}; it cannot run \
+             as it is: deploy a new release with --deploy-uat {}",
+            release.version,
+            release.platform,
+            target.platform.as_str(),
+            target.project
+        );
+    }
+    Ok(())
+}
+
 /// Checks everything a deploy needs before anything changes.
-fn target<'a>(
+async fn target<'a>(
     context: &Context,
     config: &'a Config,
     project: &str,
@@ -360,15 +385,18 @@ fn target<'a>(
             deploy.environments_of(project).join(", ")
         );
     }
-    if deploy.deployment_platform != fleet::deploy_config::Platform::Process {
+    let platform = deploy.deployment_platform;
+    if platform == Platform::Kubernetes {
         bail!(
-            "{}: deployment_platform {:?} cannot deploy yet; use \"process\"",
+            "{}: deployment_platform \"kubernetes\" cannot deploy yet; use \"docker\", \"podman\" \
+             or \"process\"",
             context.workspace.deployment_config().display(),
-            deploy.deployment_platform
         );
     }
     for (service, service_config) in &project_config.services {
-        if service_config.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        if platform == Platform::Process
+            && service_config.command.as_deref().is_none_or(|c| c.trim().is_empty())
+        {
             bail!(
                 "{} at projects.{project}.services.{service}.command: the process platform needs \
                  the command that starts the service",
@@ -438,19 +466,29 @@ fn target<'a>(
     found.sort();
     found.dedup();
 
-    let template_path = context.workspace.templates_dir().join("process.sh.j2");
-    let process_template = match std::fs::read_to_string(&template_path) {
+    let (file, built_in) = match platform {
+        Platform::Process => ("process.sh.j2", super::setup::TEMPLATE_PROCESS),
+        _ => ("container.json.j2", super::setup::TEMPLATE_CONTAINER),
+    };
+    let template_path = context.workspace.templates_dir().join(file);
+    let start_template = match std::fs::read_to_string(&template_path) {
         Ok(text) => (template_path.display().to_string(), text),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            ("the built-in process.sh.j2".to_string(), super::setup::TEMPLATE_PROCESS.to_string())
+            (format!("the built-in {file}"), built_in.to_string())
         }
         Err(err) => bail!("cannot read {}: {err}", template_path.display()),
+    };
+    let engine = match platform {
+        Platform::Docker | Platform::Podman => Some(Engine::connect(platform).await?),
+        _ => None,
     };
     let target = Target {
         config,
         state,
         key,
-        process_template,
+        platform,
+        engine,
+        start_template,
         wiring,
         project: project.to_string(),
         environment: environment.to_string(),
@@ -460,12 +498,7 @@ fn target<'a>(
     // A template that cannot be rendered stops the deploy before anything is built.
     let probe = blank(&target, "v0.0.0");
     for (service, service_config) in &project_config.services {
-        render_process(
-            &target,
-            &probe,
-            service,
-            service_config.command.as_deref().unwrap_or_default(),
-        )?;
+        render_start(&target, &probe, service, service_config.command.as_deref())?;
     }
     if !found.is_empty() && !context.json {
         crate::say!("Secrets: {}.", found.join("; "));
@@ -498,7 +531,7 @@ fn blank(target: &Target, version: &str) -> Release {
         artifacts: BTreeMap::new(),
         services: BTreeMap::new(),
         config_hash: config_hash(target),
-        platform: "process".into(),
+        platform: target.platform.as_str().into(),
         droplets: Vec::new(),
         at: crate::clock::now_rfc3339(),
         outcome: Outcome::Deployed,
@@ -514,31 +547,81 @@ fn config_hash(target: &Target) -> String {
     hex::encode(sha2::Sha256::digest(&text))[..16].to_string()
 }
 
-/// Packs each service's build context and keeps the artifact in `store`.
-fn build_artifacts(
-    config: &Config,
-    project: &str,
+/// Packs each service's build context and keeps the artifact; on the container platforms,
+/// builds the service's image from it.
+async fn build_artifacts(
+    context: &Context,
+    target: &Target<'_>,
+    version: &str,
     tree: &Path,
-    store: &Store,
 ) -> anyhow::Result<BTreeMap<String, Artifact>> {
+    let project = &target.project;
+    let store = store(context);
+    let progress = crate::progress::Progress::new();
     let mut artifacts = BTreeMap::new();
-    for (service, service_config) in &config.deploy.projects[project].services {
-        let context = service_config.build_context.clone().unwrap_or_else(|| ".".into());
-        let dir = tree.join(&context);
+    for (service, service_config) in &target.config.deploy.projects[project].services {
+        let build_context = service_config.build_context.clone().unwrap_or_else(|| ".".into());
+        let dir = tree.join(&build_context);
         if !dir.is_dir() {
             bail!(
                 "deployment_config.json at projects.{project}.services.{service}.build_context: \
-                 {context:?} is not a directory of the project's tree"
+                 {build_context:?} is not a directory of the project's tree"
             );
         }
         let packed = artifact::pack(&dir)?;
         store.keep(&packed)?;
-        artifacts.insert(
-            service.clone(),
-            Artifact { digest: packed.digest, bytes: packed.bytes.len() as u64, context },
-        );
+        let mut artifact = Artifact {
+            digest: packed.digest,
+            bytes: packed.bytes.len() as u64,
+            context: build_context,
+            image: None,
+        };
+        if let Some(engine) = &target.engine {
+            let containerfile = image::containerfile_in_context(
+                project,
+                service,
+                service_config,
+                &artifact.context,
+            )?;
+            if !dir.join(&containerfile).is_file() {
+                bail!(
+                    "deployment_config.json at projects.{project}.services.{service}.\
+                     containerfile_path: the project's tree has no {}/{containerfile}",
+                    artifact.context.trim_end_matches('/')
+                );
+            }
+            let step = progress.start(format!("building the image of {service}"));
+            let workspace = context.workspace.root().display().to_string();
+            let built = image::build(
+                engine,
+                &workspace,
+                project,
+                service,
+                version,
+                &containerfile,
+                &service_config.build_args,
+                packed.bytes,
+            )
+            .await;
+            match built {
+                Ok(id) => {
+                    step.done(format!("image of {service}: {}", short_image(&id)));
+                    artifact.image = Some(id);
+                }
+                Err(err) => {
+                    step.failed(format!("image of {service} did not build"));
+                    return Err(err);
+                }
+            }
+        }
+        artifacts.insert(service.clone(), artifact);
     }
     Ok(artifacts)
+}
+
+/// `sha256:0123456789ab`.
+fn short_image(id: &str) -> &str {
+    &id[..id.len().min(19)]
 }
 
 fn store(context: &Context) -> Store {
@@ -591,13 +674,12 @@ fn request(
             // As the release ran it, when it recorded that; else as configured now.
             command: match release.services.get(name) {
                 Some(recorded) => recorded.command.clone(),
-                None => render_process(
-                    target,
-                    release,
-                    name,
-                    config.command.as_deref().unwrap_or_default(),
-                )?,
+                None => render_start(target, release, name, config.command.as_deref())?,
             },
+            image: artifact
+                .image
+                .as_ref()
+                .map(|id| ContainerImage { id: id.clone(), engine: target.platform }),
             health: release
                 .services
                 .get(name)
@@ -686,6 +768,10 @@ async fn deploy_to(
     let base = format!("http://{}:{}", record.ip, record.agent_port);
     let request = request(target, release, services).map_err(|e| format!("{e:#}"))?;
     for spec in &request.services {
+        if let (Some(image), Some(engine)) = (&spec.image, &target.engine) {
+            image::ship(client, &base, engine, image).await?;
+            continue;
+        }
         let bytes = store.read(&spec.artifact).map_err(|e| format!("{e:#}"))?;
         client
             .post_bytes(&base, &format!("/v1/artifacts/{}", spec.artifact), bytes, DROPLET_TIMEOUT)
@@ -742,10 +828,18 @@ async fn finish(
         }
         snapshot(context, target, &release.droplets).await;
         let mut kept = Vec::new();
+        let mut images = Vec::new();
         for (_, releases) in Records::all(context.workspace.config_dir())? {
             kept.extend(releases.kept_digests(KEPT_RELEASES));
+            images.extend(releases.kept_images(KEPT_RELEASES));
         }
         store(context).prune(&kept);
+        if let Some(engine) = &target.engine {
+            let workspace = context.workspace.root().display().to_string();
+            if let Err(err) = engine.prune_images(&workspace, &images).await {
+                crate::say!("Warning: old images were not pruned: {err}");
+            }
+        }
     }
     if context.json {
         output::print_json(&release);
@@ -810,8 +904,7 @@ fn recorded_services(
     let configs = &target.config.deploy.projects[&target.project].services;
     let mut services = BTreeMap::new();
     for (name, config) in configs {
-        let command =
-            render_process(target, release, name, config.command.as_deref().unwrap_or_default())?;
+        let command = render_start(target, release, name, config.command.as_deref())?;
         services.insert(
             name.clone(),
             fleet::release::RecordedService { command, health_check: config.health_check.clone() },
@@ -824,16 +917,26 @@ fn deploy_config<'a>(target: &Target<'a>) -> &'a fleet::DeploymentConfig {
     &target.config.deploy
 }
 
-/// The shell script that starts `service`, from `templates/process.sh.j2`.
-fn render_process(
+/// What starts `service`: the shell script from `templates/process.sh.j2`, or the container's
+/// settings from `templates/container.json.j2`.
+fn render_start(
     target: &Target,
     release: &Release,
     service: &str,
-    command: &str,
+    command: Option<&str>,
 ) -> anyhow::Result<String> {
-    let (origin, source) = &target.process_template;
+    let (origin, source) = &target.start_template;
     let mut environment = minijinja::Environment::new();
     environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    let command_args = match target.platform {
+        Platform::Process => None,
+        _ => image::command_args(command).with_context(|| {
+            format!(
+                "deployment_config.json at projects.{}.services.{service}.command",
+                target.project
+            )
+        })?,
+    };
     let rendered = environment.render_str(
         source,
         minijinja::context! {
@@ -841,14 +944,19 @@ fn render_process(
             environment => &target.environment,
             service => service,
             version => &release.version,
-            command => command,
+            command => command.unwrap_or_default(),
+            command_args => command_args,
         },
     );
-    rendered.map_err(|err| {
+    let rendered = rendered.map_err(|err| {
         anyhow::anyhow!(
             "{origin}, line {}: {}",
             err.line().unwrap_or(0),
             err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
         )
-    })
+    })?;
+    match target.platform {
+        Platform::Process => Ok(rendered),
+        _ => image::settings(origin, service, &rendered),
+    }
 }

@@ -13,6 +13,9 @@ pub const TEMPLATE_NGINX: &str = include_str!("../../assets/templates/nginx.conf
 /// How the process platform starts a service, also used when `templates/` has none.
 pub const TEMPLATE_PROCESS: &str = include_str!("../../assets/templates/process.sh.j2");
 
+/// How the container platforms run a service, also used when `templates/` has none.
+pub const TEMPLATE_CONTAINER: &str = include_str!("../../assets/templates/container.json.j2");
+
 /// Keeps the fleet key and the lock out of version control.
 const GITIGNORE: &str =
     "# Secrets and local bookkeeping of the orchestrator.\nfleet.key\n*.lock\n*.tmp.*\n";
@@ -26,6 +29,7 @@ const FILES: &[(&str, &str)] = &[
     ("config/.gitignore", GITIGNORE),
     ("templates/nginx.conf.j2", TEMPLATE_NGINX),
     ("templates/process.sh.j2", TEMPLATE_PROCESS),
+    ("templates/container.json.j2", TEMPLATE_CONTAINER),
     (".env.example", include_str!("../../assets/env.example")),
 ];
 

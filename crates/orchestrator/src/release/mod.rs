@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod git;
+pub mod image;
 
 use std::path::{Path, PathBuf};
 

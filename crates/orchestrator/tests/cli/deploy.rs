@@ -109,7 +109,7 @@ impl Project {
 }
 
 /// Requests through nginx from several clients until stopped: how many, and how many failed.
-struct Load {
+pub struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
@@ -118,7 +118,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(url: String) -> Load {
+    pub fn start(url: String) -> Load {
         let (stop, sent, failed) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
@@ -183,12 +183,12 @@ impl Load {
         Load { stop, sent, failed, versions, thread: Some(thread) }
     }
 
-    fn sent(&self) -> usize {
+    pub fn sent(&self) -> usize {
         self.sent.load(Ordering::SeqCst)
     }
 
     /// Stops the clients; returns (sent, failed, versions seen).
-    fn finish(mut self) -> (usize, usize, Vec<String>) {
+    pub fn finish(mut self) -> (usize, usize, Vec<String>) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             thread.join().expect("the load thread ends");
@@ -208,7 +208,7 @@ impl Drop for Load {
 }
 
 /// Neither a secret value nor anything but `.env` holds one.
-fn assert_no_secret_outside_env(fleet: &TestFleet, said: &str) {
+pub fn assert_no_secret_outside_env(fleet: &TestFleet, said: &str) {
     let values = SECRETS.lines().filter_map(|l| l.split_once('=').map(|(_, v)| v));
     for value in values {
         assert!(!said.contains(value), "a secret in the output");
@@ -553,8 +553,8 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
         );
     }
     config = original;
-    config["deployment_platform"] = "docker".into();
+    config["deployment_platform"] = "kubernetes".into();
     std::fs::write(&path, config.to_string()).expect("writes");
-    let docker = fleet.fails(&["--deploy-uat", "hostomatic"]);
-    assert!(docker.contains("deployment_platform Docker cannot deploy yet"), "{docker}");
+    let kubernetes = fleet.fails(&["--deploy-uat", "hostomatic"]);
+    assert!(kubernetes.contains("\"kubernetes\" cannot deploy yet"), "{kubernetes}");
 }

@@ -8,6 +8,7 @@ mod common;
 
 mod bad_input;
 mod cleanup;
+mod containers;
 mod deploy;
 mod digitalocean;
 mod infrastructure;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use super::Supervisor;
-use super::instance::{self, Instance, Launch};
+use super::instance::{self, Instance, Launch, Runner};
 use crate::agent::events::EventKind;
 use crate::control::sealed::{self, Sealed};
 
@@ -188,10 +188,11 @@ impl Supervisor {
                     EventKind::Failure,
                     format!("infrastructure {key} cannot start: {err}"),
                 );
+                let dir = self.infra_root().join(&spec.name).join(&spec.project_env);
+                let _ = std::fs::create_dir_all(&dir);
                 let idle = Launch {
                     label: key.clone(),
-                    command: "exit 1".into(),
-                    dir: self.infra_root().join(&spec.name).join(&spec.project_env),
+                    runner: Runner::Process { command: "exit 1".into(), dir },
                     log: self
                         .infra_root()
                         .join(&spec.name)
@@ -199,7 +200,6 @@ impl Supervisor {
                     environment: Vec::new(),
                     backend: None,
                 };
-                let _ = std::fs::create_dir_all(&idle.dir);
                 (Instance::start(idle, Arc::clone(&self.events)), Some(err))
             }
         };
@@ -262,15 +262,17 @@ impl Supervisor {
         Ok(Launch {
             label: format!("infrastructure {}", spec.key()),
             // `exec`, so a stop reaches the server itself rather than the shell around it.
-            command: {
-                let command = render(&spec.command, None)?;
-                if command.trim_start().starts_with("exec ") {
-                    command
-                } else {
-                    format!("exec {command}")
-                }
+            runner: Runner::Process {
+                command: {
+                    let command = render(&spec.command, None)?;
+                    if command.trim_start().starts_with("exec ") {
+                        command
+                    } else {
+                        format!("exec {command}")
+                    }
+                },
+                dir: dir.clone(),
             },
-            dir: dir.clone(),
             log: dir.join(format!("{}.log", spec.name)),
             environment: Vec::new(),
             backend: None,

@@ -1,5 +1,6 @@
-//! One version of a service as a supervised process: started with its environment, its output
-//! kept in a log file, started again after a crash with a growing wait, stopped politely.
+//! One version of a service, supervised: a process, or a container on the droplet's engine,
+//! started with its environment, its output kept in a log file, started again after a crash
+//! with a growing wait, stopped politely.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use nix::unistd::Pid;
 use tokio::sync::watch;
 
 use crate::agent::events::{EventKind, Events};
+use crate::engine::{ContainerState, Engine};
 
 /// The first wait before a crashed process is started again; it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_secs(1);
@@ -24,16 +26,33 @@ const GRACE: Duration = Duration::from_secs(10);
 /// The process id file in a version's directory.
 const PID_FILE: &str = ".pid";
 
+/// How often a container's state is read while it runs.
+const CONTAINER_POLL: Duration = Duration::from_secs(1);
+
 /// What starts a version.
 pub struct Launch {
     /// For messages: `hostomatic-uat backend v1.2.3-…`.
     pub label: String,
-    pub command: String,
-    pub dir: PathBuf,
+    pub runner: Runner,
     pub log: PathBuf,
-    /// The whole environment of the process, secrets included (never its arguments).
+    /// The whole environment of the service, secrets included (never its arguments).
     pub environment: Vec<(String, String)>,
     pub backend: Option<SocketAddr>,
+}
+
+/// What a version runs as.
+pub enum Runner {
+    /// `sh -c command` in the unpacked artifact `dir`.
+    Process { command: String, dir: PathBuf },
+    /// A container made from `body` (its image, settings and labels; the environment is added
+    /// at each start), named `name` with a counter of starts.
+    Container { engine: Engine, name: String, body: Box<bollard::models::ContainerCreateBody> },
+}
+
+/// A started version, until it exits.
+enum Running {
+    Child(tokio::process::Child),
+    Container { engine: Engine, id: String, logs: tokio::task::JoinHandle<()> },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -95,10 +114,12 @@ async fn supervise(
     events: Arc<Events>,
 ) {
     let mut wait = FIRST_WAIT;
+    let mut starts = 0u32;
     loop {
         let started = Instant::now();
-        let mut child = match spawn(&launch) {
-            Ok(child) => child,
+        starts += 1;
+        let mut running = match spawn(&launch, starts).await {
+            Ok(running) => running,
             Err(err) => {
                 events.record(EventKind::Failure, format!("{} cannot start: {err}", launch.label));
                 set(&status, None, "restarting", false);
@@ -109,14 +130,14 @@ async fn supervise(
                 continue;
             }
         };
-        let pid = child.id();
-        if let Some(pid) = pid {
-            let _ = std::fs::write(launch.dir.join(PID_FILE), pid.to_string());
+        let pid = running.pid().await;
+        if let (Some(pid), Runner::Process { dir, .. }) = (pid, &launch.runner) {
+            let _ = std::fs::write(dir.join(PID_FILE), pid.to_string());
         }
         set(&status, pid, "running", false);
         tokio::select! {
-            exited = child.wait() => {
-                let how = exited.map_or_else(|e| e.to_string(), |s| s.to_string());
+            how = running.exited() => {
+                running.clean_up().await;
                 if started.elapsed() >= STEADY {
                     wait = FIRST_WAIT;
                 }
@@ -131,12 +152,14 @@ async fn supervise(
                 wait = (wait * 2).min(MAX_WAIT);
             }
             _ = stopped.changed() => {
-                terminate(&mut child).await;
+                running.terminate().await;
                 break;
             }
         }
     }
-    let _ = std::fs::remove_file(launch.dir.join(PID_FILE));
+    if let Runner::Process { dir, .. } = &launch.runner {
+        let _ = std::fs::remove_file(dir.join(PID_FILE));
+    }
     set(&status, None, "stopped", false);
 }
 
@@ -160,20 +183,91 @@ fn set(status: &Mutex<Status>, pid: Option<u32>, state: &'static str, restarted:
     }
 }
 
-fn spawn(launch: &Launch) -> std::io::Result<tokio::process::Child> {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&launch.log)?;
-    let mut command = tokio::process::Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(&launch.command)
-        .current_dir(&launch.dir)
-        .env_clear()
-        .envs(inherited())
-        .envs(launch.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log));
-    command.spawn()
+/// Starts the version once more; `start` counts the starts, so each container is new.
+async fn spawn(launch: &Launch, start: u32) -> Result<Running, String> {
+    match &launch.runner {
+        Runner::Process { command, dir } => {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&launch.log)
+                .map_err(|err| err.to_string())?;
+            let mut process = tokio::process::Command::new("/bin/sh");
+            process
+                .arg("-c")
+                .arg(command)
+                .current_dir(dir)
+                .env_clear()
+                .envs(inherited())
+                .envs(launch.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log.try_clone().map_err(|err| err.to_string())?))
+                .stderr(Stdio::from(log));
+            process.spawn().map(Running::Child).map_err(|err| err.to_string())
+        }
+        Runner::Container { engine, name, body } => {
+            let mut body = body.as_ref().clone();
+            let environment = launch.environment.iter().map(|(k, v)| format!("{k}={v}"));
+            body.env = Some(environment.collect());
+            let name = format!("{name}-{start}");
+            // A container of this name left by an agent that was killed is not ours to keep.
+            engine.remove(&name).await;
+            let id = engine.run(&name, body).await.map_err(|err| err.to_string())?;
+            let (following, log) = (engine.clone(), launch.log.clone());
+            let followed = id.clone();
+            let logs = tokio::spawn(async move { following.follow_logs(&followed, &log).await });
+            Ok(Running::Container { engine: engine.clone(), id, logs })
+        }
+    }
+}
+
+impl Running {
+    async fn pid(&self) -> Option<u32> {
+        match self {
+            Running::Child(child) => child.id(),
+            Running::Container { engine, id, .. } => match engine.state(id).await {
+                Ok(ContainerState::Running { pid }) => pid,
+                _ => None,
+            },
+        }
+    }
+
+    /// Waits until the version exits on its own; says how.
+    async fn exited(&mut self) -> String {
+        match self {
+            Running::Child(child) => {
+                child.wait().await.map_or_else(|e| e.to_string(), |s| s.to_string())
+            }
+            Running::Container { engine, id, .. } => loop {
+                match engine.state(id).await {
+                    Ok(ContainerState::Running { .. }) | Err(_) => {
+                        tokio::time::sleep(CONTAINER_POLL).await
+                    }
+                    Ok(ContainerState::Exited { code }) => break format!("exit status: {code}"),
+                    Ok(ContainerState::Gone) => break "its container was removed".to_string(),
+                }
+            },
+        }
+    }
+
+    /// What an exited version leaves: its container, once its last output is in the log.
+    async fn clean_up(self) {
+        if let Running::Container { engine, id, logs } = self {
+            let _ = tokio::time::timeout(Duration::from_secs(2), logs).await;
+            engine.remove(&id).await;
+        }
+    }
+
+    /// Stops the version: SIGTERM (or the container's stop signal), SIGKILL after a grace.
+    async fn terminate(self) {
+        match self {
+            Running::Child(mut child) => terminate(&mut child).await,
+            Running::Container { engine, id, logs } => {
+                engine.stop(&id, GRACE).await;
+                logs.abort();
+            }
+        }
+    }
 }
 
 /// The few variables of the agent's own environment a service gets.

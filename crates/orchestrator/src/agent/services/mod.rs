@@ -25,10 +25,11 @@ use fleet::deploy_config::HealthCheck;
 use serde::{Deserialize, Serialize};
 
 use self::front::Front;
-use self::instance::{Instance, Launch};
+use self::instance::{Instance, Launch, Runner};
 use super::events::{EventKind, Events};
 use crate::control::FleetKey;
 use crate::control::sealed::{self, Sealed};
+use crate::engine::{self, Engine};
 
 /// How long old versions may take to finish the requests they hold.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -53,17 +54,30 @@ pub struct ServiceSpec {
     pub kind: ServiceKind,
     /// The port nginx sends to; none for workers.
     pub port: Option<u16>,
-    /// The artifact's SHA-256, uploaded before with `POST /v1/artifacts/{digest}`.
+    /// The artifact's SHA-256, uploaded before with `POST /v1/artifacts/{digest}` (on the
+    /// process platform; the container platforms run `image`).
     pub artifact: String,
-    /// The script that starts it (rendered from `templates/process.sh.j2`), run with
-    /// `sh -c` in the unpacked artifact.
+    /// On the process platform, the script that starts it (rendered from
+    /// `templates/process.sh.j2`), run with `sh -c` in the unpacked artifact; on the container
+    /// platforms, the container's settings (rendered from `templates/container.json.j2`).
     pub command: String,
+    /// The image it runs as a container, on the container platforms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ContainerImage>,
     pub health: HealthCheck,
     /// Environment variable name → value sealed with the fleet key.
     pub secrets: BTreeMap<String, Sealed>,
     /// Variables that are not secret, such as where the infrastructure services listen.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+}
+
+/// An image, and the engine that runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerImage {
+    /// `sha256:…`, as the engine names it.
+    pub id: String,
+    pub engine: fleet::deploy_config::Platform,
 }
 
 /// A deploy that went through.
@@ -107,6 +121,10 @@ pub struct Supervisor {
     droplet: String,
     address: IpAddr,
     root: PathBuf,
+    /// The droplet's directory, which labels its containers.
+    droplet_dir: PathBuf,
+    /// Container engines, connected on first use, by platform.
+    engines: tokio::sync::Mutex<BTreeMap<&'static str, Engine>>,
     /// The droplet's runtime directory, which snapshots leave out.
     run_dir: PathBuf,
     key: Option<FleetKey>,
@@ -135,13 +153,13 @@ impl Supervisor {
         key: Option<FleetKey>,
         events: Arc<Events>,
     ) -> Supervisor {
+        let droplet_dir = engine::absolute(root.parent().and_then(Path::parent).unwrap_or(&root));
         Supervisor {
             droplet: droplet.to_string(),
             address,
-            run_dir: root
-                .parent()
-                .and_then(Path::parent)
-                .map_or_else(|| root.join("run"), |droplet| droplet.join("run")),
+            run_dir: droplet_dir.join("run"),
+            droplet_dir,
+            engines: tokio::sync::Mutex::new(BTreeMap::new()),
             root,
             key,
             events,
@@ -183,12 +201,26 @@ impl Supervisor {
         self.resume_infrastructure();
         instance::kill_leftovers_at(&self.root, 3);
         let Ok(entries) = std::fs::read_dir(self.root.join("running")) else { return };
-        for entry in entries.filter_map(Result::ok) {
-            let Ok(text) = std::fs::read(entry.path()) else { continue };
-            let Ok(request) = serde_json::from_slice::<DeployRequest>(&text) else { continue };
+        let requests: Vec<DeployRequest> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read(entry.path()).ok())
+            .filter_map(|text| serde_json::from_slice(&text).ok())
+            .collect();
+        let mut cleared = Vec::new();
+        for image in requests.iter().flat_map(|r| &r.services).filter_map(|s| s.image.as_ref()) {
+            if cleared.contains(&image.engine) {
+                continue;
+            }
+            cleared.push(image.engine);
+            // What the agent's last run started is stopped, then started anew below.
+            if let Ok(engine) = self.engine(image.engine).await {
+                let _ = engine.remove_containers_of(&self.droplet_dir).await;
+            }
+        }
+        for request in requests {
             let project_env = fleet::model::project_env(&request.project, &request.environment);
             for spec in &request.services {
-                match self.launch(&project_env, &request.version, spec, false) {
+                match self.launch(&project_env, &request.version, spec, false).await {
                     Ok(instance) => {
                         if let Some(port) = spec.port {
                             match self.front(port).await {
@@ -228,18 +260,24 @@ impl Supervisor {
             logs: Vec::new(),
         };
         for spec in &request.services {
-            if !self.has_artifact(&spec.artifact) {
-                return Err(refuse(
-                    &spec.name,
-                    format!("artifact {} was not uploaded", spec.artifact),
-                ));
+            let missing = match &spec.image {
+                None => (!self.has_artifact(&spec.artifact))
+                    .then(|| format!("artifact {} was not uploaded", spec.artifact)),
+                Some(image) => match self.has_image(image).await {
+                    Ok(true) => None,
+                    Ok(false) => Some(format!("image {} was not uploaded", image.id)),
+                    Err(err) => Some(err),
+                },
+            };
+            if let Some(reason) = missing {
+                return Err(refuse(&spec.name, reason));
             }
         }
 
         // Start every new version.
         let mut started: Vec<(ServiceSpec, Instance)> = Vec::new();
         for spec in &request.services {
-            match self.launch(&project_env, &request.version, spec, true) {
+            match self.launch(&project_env, &request.version, spec, true).await {
                 Ok(instance) => started.push((spec.clone(), instance)),
                 Err(err) => {
                     stop_all(started).await;
@@ -356,9 +394,71 @@ impl Supervisor {
         self.root.join(project_env).join(service)
     }
 
-    /// Unpacks the artifact (once) and starts the version; `fresh` for a new attempt (a
-    /// deploy), whose log starts empty.
-    fn launch(
+    /// The engine of a container platform, connected once.
+    async fn engine(&self, platform: fleet::deploy_config::Platform) -> Result<Engine, String> {
+        let mut engines = self.engines.lock().await;
+        if let Some(engine) = engines.get(platform.as_str()) {
+            return Ok(engine.clone());
+        }
+        let engine = Engine::connect(platform).await.map_err(|err| err.to_string())?;
+        engines.insert(platform.as_str(), engine.clone());
+        Ok(engine)
+    }
+
+    /// Whether this droplet's engine holds the image.
+    pub async fn has_image(&self, image: &ContainerImage) -> Result<bool, String> {
+        let engine = self.engine(image.engine).await?;
+        engine.image_id(&image.id).await.map(|id| id.is_some()).map_err(|err| err.to_string())
+    }
+
+    /// Loads images saved on the administrator's machine into this droplet's engine.
+    pub async fn load_images(
+        &self,
+        platform: fleet::deploy_config::Platform,
+        archive: Vec<u8>,
+    ) -> Result<(), String> {
+        let engine = self.engine(platform).await?;
+        engine.load(archive).await.map_err(|err| err.to_string())
+    }
+
+    /// What runs `spec`: its unpacked artifact (unpacked once), or a container of its image.
+    async fn runner(
+        &self,
+        project_env: &str,
+        version: &str,
+        spec: &ServiceSpec,
+    ) -> Result<Runner, String> {
+        let unit_dir = self.unit_dir(project_env, &spec.name);
+        let short = &spec.artifact[..spec.artifact.len().min(12)];
+        let Some(image) = &spec.image else {
+            let dir = unit_dir.join(format!("{}-{short}", safe(version)));
+            if !dir.join(".unpacked").exists() {
+                unpack(&self.artifact_path(&spec.artifact), &dir)?;
+            }
+            return Ok(Runner::Process { command: spec.command.clone(), dir });
+        };
+        let _ = std::fs::create_dir_all(&unit_dir);
+        let mut body: bollard::models::ContainerCreateBody = serde_json::from_str(&spec.command)
+            .map_err(|err| {
+                format!("the container settings of {} are not valid: {err}", spec.name)
+            })?;
+        body.image = Some(image.id.clone());
+        let labels = body.labels.get_or_insert_with(Default::default);
+        labels.insert(engine::LABEL_DROPLET.into(), self.droplet_dir.display().to_string());
+        labels.insert("orchestrator.service".into(), format!("{project_env} {}", spec.name));
+        labels.insert("orchestrator.version".into(), version.to_string());
+        let host = body.host_config.get_or_insert_with(Default::default);
+        host.network_mode.get_or_insert_with(|| "host".into());
+        let mut tag = [0u8; 3];
+        getrandom::fill(&mut tag).map_err(|err| err.to_string())?;
+        let name = format!("{project_env}-{}-{}-{}", spec.name, self.droplet, hex::encode(tag));
+        let engine = self.engine(image.engine).await?;
+        Ok(Runner::Container { engine, name, body: Box::new(body) })
+    }
+
+    /// Starts the version (unpacking its artifact once, on the process platform); `fresh` for
+    /// a new attempt (a deploy), whose log starts empty.
+    async fn launch(
         &self,
         project_env: &str,
         version: &str,
@@ -367,10 +467,7 @@ impl Supervisor {
     ) -> Result<Instance, String> {
         let unit_dir = self.unit_dir(project_env, &spec.name);
         let short = &spec.artifact[..spec.artifact.len().min(12)];
-        let dir = unit_dir.join(format!("{}-{short}", safe(version)));
-        if !dir.join(".unpacked").exists() {
-            unpack(&self.artifact_path(&spec.artifact), &dir)?;
-        }
+        let runner = self.runner(project_env, version, spec).await?;
         let mut environment = vec![
             ("PROJECT".to_string(), project_env.to_string()),
             ("SERVICE".to_string(), spec.name.clone()),
@@ -399,8 +496,7 @@ impl Supervisor {
         }
         let launch = Launch {
             label: format!("{project_env} {} {version}", spec.name),
-            command: spec.command.clone(),
-            dir,
+            runner,
             log,
             environment,
             backend,

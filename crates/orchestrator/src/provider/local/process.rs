@@ -110,8 +110,10 @@ pub async fn stop(dir: &Path) {
 
 /// Kills what is left of the droplet in `dir`: its agent and nginx processes (found by their
 /// command line naming the directory), each with its whole process group, since nginx's
-/// workers name nothing but share their master's group.
+/// workers name nothing but share their master's group; and the containers its agent started,
+/// which the engine runs outside any of its processes.
 pub fn kill_leftovers(dir: &Path) {
+    crate::engine::remove_containers_blocking(dir);
     let wanted = dir.as_os_str().as_encoded_bytes();
     let Ok(entries) = std::fs::read_dir("/proc") else { return };
     for entry in entries.filter_map(Result::ok) {

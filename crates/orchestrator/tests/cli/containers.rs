@@ -1,0 +1,232 @@
+//! Releases of the example project on the docker platform: images built by the real Docker
+//! engine from the example's Containerfiles (on a Python image made from this machine's own
+//! Python, since nothing can be pulled), containers run by the real agents, traffic through the
+//! real nginx.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::common::{eventually, have, http_get};
+use crate::deploy::{Load, Project, assert_no_secret_outside_env, git};
+
+const BASE_IMAGE: &str = "orchestrator-example/python:3";
+
+/// The example project on the docker platform; removes the images its deploys built.
+struct DockerProject {
+    project: Option<Project>,
+    workspace: PathBuf,
+}
+
+impl DockerProject {
+    /// None, with a notice, where no Docker engine runs (in CI there must be one).
+    fn new() -> Option<DockerProject> {
+        if !have("a Docker engine", Path::new("/var/run/docker.sock").exists()) {
+            return None;
+        }
+        static BASE: OnceLock<()> = OnceLock::new();
+        BASE.get_or_init(|| {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/python-image.sh");
+            let made = Command::new(script).arg(BASE_IMAGE).output().expect("the script runs");
+            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        });
+
+        let project = Project::new();
+        let path = project.fleet.path().join("config/deployment_config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+        config["deployment_platform"] = "docker".into();
+        for service in ["backend", "frontend", "worker_email"] {
+            config["projects"]["hostomatic"]["services"][service]["build_args"] =
+                serde_json::json!({"BASE_IMAGE": BASE_IMAGE});
+        }
+        std::fs::write(&path, config.to_string()).expect("writes");
+        let workspace = project.fleet.path().canonicalize().expect("a real path");
+        Some(DockerProject { project: Some(project), workspace })
+    }
+
+    fn project(&self) -> &Project {
+        self.project.as_ref().expect("until dropped")
+    }
+
+    /// The images this fleet's deploys built.
+    fn images(&self) -> Vec<String> {
+        let label = format!("label=orchestrator.workspace={}", self.workspace.display());
+        lines(&["images", "--quiet", "--no-trunc", "--filter", &label])
+    }
+}
+
+impl Drop for DockerProject {
+    fn drop(&mut self) {
+        // The fleet first: its containers go with its droplets, then nothing uses the images.
+        drop(self.project.take());
+        let images = self.images();
+        if !images.is_empty() {
+            let _ = Command::new("docker").arg("rmi").arg("--force").args(images).output();
+        }
+    }
+}
+
+fn lines(args: &[&str]) -> Vec<String> {
+    let output = Command::new("docker").args(args).output().expect("docker runs");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+}
+
+/// Containers of droplets under `root`: (id, name).
+fn containers_under(root: &Path) -> Vec<(String, String)> {
+    let format = "{{.ID}} {{.Names}} {{.Label \"orchestrator.droplet-dir\"}}";
+    let root = root.display().to_string();
+    lines(&["ps", "--all", "--filter", "label=orchestrator.droplet-dir", "--format", format])
+        .into_iter()
+        .filter_map(|line| {
+            let mut words = line.split(' ');
+            let (id, name, dir) = (words.next()?, words.next()?, words.next()?);
+            dir.starts_with(&root).then(|| (id.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
+fn services_on(project: &Project, droplet: &str) -> serde_json::Value {
+    let record = project.fleet.state().droplets[droplet].clone();
+    let url = format!("http://{}:{}/services", record.ip, record.agent_port);
+    serde_json::from_str(&http_get(&url)).unwrap_or_default()
+}
+
+#[test]
+fn on_docker_uat_is_promoted_by_tag_rolled_back_and_reproduced_without_rebuilding() {
+    let Some(docker) = DockerProject::new() else { return };
+    let project = docker.project();
+    let fleet = &project.fleet;
+
+    let said = fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let first = project.releases("uat")["current"].as_str().expect("current").to_string();
+    assert!(said.contains(&format!("Tagged {first} and pushed the tag.")), "{said}");
+    eventually(30, "UAT serving the first release", || project.serving("uat") == first);
+    let release = &project.releases("uat")["releases"][0];
+    assert_eq!(release["platform"], "docker");
+    for service in ["backend", "frontend", "worker_email"] {
+        let image = release["artifacts"][service]["image"].as_str().unwrap_or_default();
+        assert!(image.starts_with("sha256:"), "{service} has an image: {release}");
+    }
+    assert_eq!(docker.images().len(), 3, "one image a service");
+
+    // Each of web1 and web2 runs the three services as containers; the backend reaches Redis.
+    let running = containers_under(&docker.workspace);
+    assert_eq!(running.len(), 6, "{running:?}");
+    assert!(running.iter().all(|(_, name)| name.starts_with("hostomatic-uat-")), "{running:?}");
+    let health = || http_get(&format!("{}health", project.route("uat", "backend")));
+    eventually(20, "the backend reaches Redis on master", || {
+        health().contains("\"redis\": \"PONG\"")
+    });
+    let page = http_get(&project.route("uat", "frontend"));
+    assert!(page.contains("<h1>hostomatic</h1>"), "{page}");
+
+    // A container that dies is started again by its agent.
+    let worker = running.iter().find(|(_, name)| name.contains("-worker_email-web1-"));
+    let (worker, _) = worker.expect("the worker on web1");
+    lines(&["kill", worker]);
+    eventually(30, "the worker started again", || {
+        services_on(project, "web1").as_array().into_iter().flatten().any(|s| {
+            s["service"] == "worker_email" && s["restarts"] == 1 && s["state"] == "running"
+        })
+    });
+
+    // A second release, then production gets the first by tag: the same images, none built.
+    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
+    project.change("backend/app.py", &format!("{app}\n# second\n"));
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
+    eventually(30, "UAT serving the second release", || project.serving("uat") == second);
+    let images = docker.images();
+    let said = fleet.ok(&["--deploy-prod", "hostomatic", "--tag", &first]);
+    assert!(said.contains("nothing was rebuilt"), "{said}");
+    eventually(30, "production serving the first release", || project.serving("prod") == first);
+    assert_eq!(docker.images(), images, "promoting builds no image");
+    let uat = project.releases("uat");
+    let uat_first = uat["releases"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["version"] == first.as_str())
+        .expect("found")
+        .clone();
+    assert_eq!(project.releases("prod")["releases"][0]["artifacts"], uat_first["artifacts"]);
+
+    // Back to the first release in UAT, then the tag rebuilds the same build contexts.
+    let said = fleet.ok(&["--rollback", "hostomatic", "uat"]);
+    assert!(said.contains("Rolled back; nothing was rebuilt."), "{said}");
+    eventually(30, "UAT back on the first release", || project.serving("uat") == first);
+    let dir = fleet.path().join("reproduced");
+    let reproduced =
+        fleet.json(&["--reproduce", &first, "--reproduce-dir", dir.to_str().expect("utf-8")]);
+    let artifacts = reproduced["artifacts"].as_array().expect("list");
+    assert!(artifacts.iter().all(|a| a["matches"] == true), "{reproduced}");
+    assert!(dir.join("backend/Dockerfile").is_file());
+    assert_eq!(git(&project.remote, &["tag", "--list"]).lines().count(), 2);
+    assert_no_secret_outside_env(fleet, &said);
+
+    // The fleet's containers go with it.
+    let workspace = docker.workspace.clone();
+    drop(docker);
+    assert_eq!(containers_under(&workspace), Vec::new(), "no container is left");
+}
+
+#[test]
+fn on_docker_a_redeploy_drops_no_request_and_a_version_that_never_turns_healthy_is_stopped() {
+    let Some(docker) = DockerProject::new() else { return };
+    let project = docker.project();
+    let path = project.fleet.path().join("config/deployment_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    config["projects"]["hostomatic"]["services"]["backend"]["health_check"] = serde_json::json!({"path": "/health", "interval_seconds": 1, "timeout_seconds": 1, "retries": 5});
+    std::fs::write(&path, config.to_string()).expect("writes");
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let first = project.releases("uat")["current"].as_str().expect("current").to_string();
+    eventually(30, "UAT serving", || project.serving("uat") == first);
+
+    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
+    project.change("backend/app.py", &format!("{app}\n# next\n"));
+    let load = Load::start(project.route("uat", "backend"));
+    eventually(30, "some requests before the deploy", || load.sent() > 300);
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
+    let floor = load.sent() + 300;
+    eventually(60, "2,000 requests in all, some after the deploy", || {
+        load.sent() >= floor.max(2_000)
+    });
+    let (sent, failed, versions) = load.finish();
+    eprintln!("docker: {sent} requests during the redeploy, {failed} failed: {versions:?}");
+    assert_eq!(failed, 0, "no request failed");
+    assert_eq!(versions, vec![first, second.clone()], "both versions, one after the other");
+
+    // The next version logs a line, then answers its health check with 500.
+    let broken = app
+        .replace("if self.path == \"/health\":", "if self.path == \"/health\":\n            self.send_error(500, \"database unreachable\")\n            return")
+        .replace("def main():", "def main():\n    print(\"connecting to the database failed with\", os.environ[\"DB_PASSWORD\"], flush=True)");
+    project.change("backend/app.py", &broken);
+    let load = Load::start(project.route("uat", "backend"));
+    eventually(30, "requests flowing", || load.sent() > 200);
+    let refused = project.fleet.fails(&["--deploy-uat", "hostomatic"]);
+    let (sent, failed, versions) = load.finish();
+    assert!(refused.contains("backend did not pass its health check after 5 tries"), "{refused}");
+    assert!(refused.contains("/health last answered: HTTP 500"), "{refused}");
+    assert!(
+        refused.contains("connecting to the database failed with [redacted]"),
+        "the container's log is shown, its secrets blotted out: {refused}"
+    );
+    assert!(!refused.contains("db-Secret-4411"));
+    assert_eq!(failed, 0, "{sent} requests while the broken version was tried, none failed");
+    assert_eq!(versions, vec![second.clone()]);
+    assert_eq!(project.serving("uat"), second);
+    let backends = containers_under(&docker.workspace)
+        .into_iter()
+        .filter(|(_, name)| name.starts_with("hostomatic-uat-backend-"))
+        .count();
+    assert_eq!(backends, 2, "the broken version's containers are gone; one backend a droplet");
+}
