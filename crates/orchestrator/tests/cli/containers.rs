@@ -1,21 +1,23 @@
-//! Releases of the example project on the docker platform: images built by the real Docker
-//! engine from the example's Containerfiles (on a Python image made from this machine's own
-//! Python, since nothing can be pulled), containers run by the real agents, traffic through the
-//! real nginx.
+//! Releases of the example project on the container platforms: images built by the real Docker
+//! engine (and Podman, through its Docker-compatible API) from the example's Containerfiles, on
+//! a Python image made from this machine's own Python since nothing can be pulled; containers
+//! run by the real agents, traffic through the real nginx.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use crate::common::{eventually, have, http_get};
 use crate::deploy::{Load, Project, assert_no_secret_outside_env, git};
 
 const BASE_IMAGE: &str = "orchestrator-example/python:3";
 
-/// The example project on the docker platform; removes the images its deploys built.
+/// The example project on a container platform; removes the images its deploys built.
 struct DockerProject {
     project: Option<Project>,
     workspace: PathBuf,
+    /// `docker` or `podman`: the platform, and the command that inspects what it made.
+    engine: &'static str,
 }
 
 impl DockerProject {
@@ -24,26 +26,38 @@ impl DockerProject {
         if !have("a Docker engine", Path::new("/var/run/docker.sock").exists()) {
             return None;
         }
-        static BASE: OnceLock<()> = OnceLock::new();
-        BASE.get_or_init(|| {
+        Some(DockerProject::on("docker"))
+    }
+
+    /// The example on `engine`'s platform, with the base image made there once.
+    fn on(engine: &'static str) -> DockerProject {
+        static MADE: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let mut made = MADE.lock().expect("not poisoned");
+        if !made.contains(&engine) {
             let script =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/python-image.sh");
-            let made = Command::new(script).arg(BASE_IMAGE).output().expect("the script runs");
-            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-        });
+            let output = Command::new(script)
+                .arg(BASE_IMAGE)
+                .env("ENGINE", engine)
+                .output()
+                .expect("the script runs");
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            made.push(engine);
+        }
+        drop(made);
 
         let project = Project::new();
         let path = project.fleet.path().join("config/deployment_config.json");
         let mut config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
-        config["deployment_platform"] = "docker".into();
+        config["deployment_platform"] = engine.into();
         for service in ["backend", "frontend", "worker_email"] {
             config["projects"]["hostomatic"]["services"][service]["build_args"] =
                 serde_json::json!({"BASE_IMAGE": BASE_IMAGE});
         }
         std::fs::write(&path, config.to_string()).expect("writes");
         let workspace = project.fleet.path().canonicalize().expect("a real path");
-        Some(DockerProject { project: Some(project), workspace })
+        DockerProject { project: Some(project), workspace, engine }
     }
 
     fn project(&self) -> &Project {
@@ -53,7 +67,7 @@ impl DockerProject {
     /// The images this fleet's deploys built.
     fn images(&self) -> Vec<String> {
         let label = format!("label=orchestrator.workspace={}", self.workspace.display());
-        lines(&["images", "--quiet", "--no-trunc", "--filter", &label])
+        lines(self.engine, &["images", "--quiet", "--no-trunc", "--filter", &label])
     }
 }
 
@@ -63,33 +77,39 @@ impl Drop for DockerProject {
         drop(self.project.take());
         let images = self.images();
         if !images.is_empty() {
-            let _ = Command::new("docker").arg("rmi").arg("--force").args(images).output();
+            let _ = Command::new(self.engine).arg("rmi").arg("--force").args(images).output();
         }
     }
 }
 
-fn lines(args: &[&str]) -> Vec<String> {
-    let output = Command::new("docker").args(args).output().expect("docker runs");
+fn lines(engine: &str, args: &[&str]) -> Vec<String> {
+    let output = Command::new(engine).args(args).output().expect("the engine's command runs");
     assert!(
         output.status.success(),
-        "docker {args:?}: {}",
+        "{engine} {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
 }
 
 /// Containers of droplets under `root`: (id, name).
-fn containers_under(root: &Path) -> Vec<(String, String)> {
-    let format = "{{.ID}} {{.Names}} {{.Label \"orchestrator.droplet-dir\"}}";
+fn containers_under(engine: &str, root: &Path) -> Vec<(String, String)> {
+    let format = match engine {
+        "podman" => "{{.ID}} {{.Names}} {{index .Labels \"orchestrator.droplet-dir\"}}",
+        _ => "{{.ID}} {{.Names}} {{.Label \"orchestrator.droplet-dir\"}}",
+    };
     let root = root.display().to_string();
-    lines(&["ps", "--all", "--filter", "label=orchestrator.droplet-dir", "--format", format])
-        .into_iter()
-        .filter_map(|line| {
-            let mut words = line.split(' ');
-            let (id, name, dir) = (words.next()?, words.next()?, words.next()?);
-            dir.starts_with(&root).then(|| (id.to_string(), name.to_string()))
-        })
-        .collect()
+    lines(
+        engine,
+        &["ps", "--all", "--filter", "label=orchestrator.droplet-dir", "--format", format],
+    )
+    .into_iter()
+    .filter_map(|line| {
+        let mut words = line.split(' ');
+        let (id, name, dir) = (words.next()?, words.next()?, words.next()?);
+        dir.starts_with(&root).then(|| (id.to_string(), name.to_string()))
+    })
+    .collect()
 }
 
 fn services_on(project: &Project, droplet: &str) -> serde_json::Value {
@@ -117,7 +137,7 @@ fn on_docker_uat_is_promoted_by_tag_rolled_back_and_reproduced_without_rebuildin
     assert_eq!(docker.images().len(), 3, "one image a service");
 
     // Each of web1 and web2 runs the three services as containers; the backend reaches Redis.
-    let running = containers_under(&docker.workspace);
+    let running = containers_under(docker.engine, &docker.workspace);
     assert_eq!(running.len(), 6, "{running:?}");
     assert!(running.iter().all(|(_, name)| name.starts_with("hostomatic-uat-")), "{running:?}");
     let health = || http_get(&format!("{}health", project.route("uat", "backend")));
@@ -130,7 +150,7 @@ fn on_docker_uat_is_promoted_by_tag_rolled_back_and_reproduced_without_rebuildin
     // A container that dies is started again by its agent.
     let worker = running.iter().find(|(_, name)| name.contains("-worker_email-web1-"));
     let (worker, _) = worker.expect("the worker on web1");
-    lines(&["kill", worker]);
+    lines("docker", &["kill", worker]);
     eventually(30, "the worker started again", || {
         services_on(project, "web1").as_array().into_iter().flatten().any(|s| {
             s["service"] == "worker_email" && s["restarts"] == 1 && s["state"] == "running"
@@ -174,7 +194,7 @@ fn on_docker_uat_is_promoted_by_tag_rolled_back_and_reproduced_without_rebuildin
     // The fleet's containers go with it.
     let workspace = docker.workspace.clone();
     drop(docker);
-    assert_eq!(containers_under(&workspace), Vec::new(), "no container is left");
+    assert_eq!(containers_under("docker", &workspace), Vec::new(), "no container is left");
 }
 
 #[test]
@@ -224,9 +244,97 @@ fn on_docker_a_redeploy_drops_no_request_and_a_version_that_never_turns_healthy_
     assert_eq!(failed, 0, "{sent} requests while the broken version was tried, none failed");
     assert_eq!(versions, vec![second.clone()]);
     assert_eq!(project.serving("uat"), second);
-    let backends = containers_under(&docker.workspace)
+    let backends = containers_under(docker.engine, &docker.workspace)
         .into_iter()
         .filter(|(_, name)| name.starts_with("hostomatic-uat-backend-"))
         .count();
     assert_eq!(backends, 2, "the broken version's containers are gone; one backend a droplet");
+}
+
+/// Podman's API service on its usual root socket, for one test: started unless one answers
+/// there already, and stopped after the test if it started it.
+struct PodmanService(Option<std::process::Child>);
+
+impl PodmanService {
+    const SOCKET: &str = "/run/podman/podman.sock";
+
+    fn start() -> Option<PodmanService> {
+        let installed = Command::new("podman").arg("--version").output();
+        if !have("podman", installed.is_ok_and(|o| o.status.success())) {
+            return None;
+        }
+        if std::os::unix::net::UnixStream::connect(Self::SOCKET).is_ok() {
+            return Some(PodmanService(None));
+        }
+        let _ = std::fs::remove_file(Self::SOCKET);
+        let _ = std::fs::create_dir_all("/run/podman");
+        let child = Command::new("podman")
+            .args(["system", "service", "--time=0", &format!("unix://{}", Self::SOCKET)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("podman starts");
+        let service = PodmanService(Some(child));
+        eventually(20, "podman's API answering", || {
+            std::os::unix::net::UnixStream::connect(Self::SOCKET).is_ok()
+        });
+        Some(service)
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn on_podman_a_redeploy_drops_no_request_and_the_release_is_promoted_unchanged() {
+    let Some(_podman) = PodmanService::start() else { return };
+    let docker = DockerProject::on("podman");
+    let project = docker.project();
+    let fleet = &project.fleet;
+    // Podman raises a root container's open-file and process limits unless told otherwise, and
+    // this machine's sandbox refuses any raise; the template is where such settings live.
+    let template = std::fs::read_to_string(fleet.path().join("templates/container.json.j2"))
+        .expect("reads")
+        .replace(
+            "\"NetworkMode\": \"host\",",
+            "\"NetworkMode\": \"host\",\n    \"Ulimits\": [{\"Name\": \"nofile\", \"Soft\": 4096, \"Hard\": 4096}, \
+             {\"Name\": \"nproc\", \"Soft\": 4096, \"Hard\": 4096}],",
+        );
+    fleet.write("templates/container.json.j2", template);
+
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let first = project.releases("uat")["current"].as_str().expect("current").to_string();
+    eventually(30, "UAT serving on podman", || project.serving("uat") == first);
+    assert_eq!(project.releases("uat")["releases"][0]["platform"], "podman");
+    assert_eq!(containers_under("podman", &docker.workspace).len(), 6);
+
+    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
+    project.change("backend/app.py", &format!("{app}\n# next\n"));
+    let load = Load::start(project.route("uat", "backend"));
+    eventually(30, "some requests before the deploy", || load.sent() > 300);
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
+    let floor = load.sent() + 300;
+    eventually(60, "2,000 requests in all", || load.sent() >= floor.max(2_000));
+    let (sent, failed, versions) = load.finish();
+    eprintln!("podman: {sent} requests during the redeploy, {failed} failed: {versions:?}");
+    assert_eq!(failed, 0, "no request failed");
+    assert_eq!(versions, vec![first, second.clone()]);
+
+    let images = docker.images();
+    let said = fleet.ok(&["--deploy-prod", "hostomatic"]);
+    assert!(said.contains("nothing was rebuilt"), "{said}");
+    eventually(30, "production serving", || project.serving("prod") == second);
+    assert_eq!(docker.images(), images, "promoting builds no image");
+
+    let workspace = docker.workspace.clone();
+    drop(docker);
+    assert_eq!(containers_under("podman", &workspace), Vec::new(), "no container is left");
 }

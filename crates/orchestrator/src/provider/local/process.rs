@@ -12,8 +12,17 @@ use super::manifest::{self, DropletManifest, LOG_FILE, PID_FILE};
 use crate::provider::ProviderError;
 
 /// The variables of the command line's environment an agent of the local cloud gets.
-const DROPLET_ENVIRONMENT: [&str; 6] =
-    ["PATH", "HOME", "LANG", "TZ", "RUST_LOG", "ORCHESTRATOR_NGINX"];
+const DROPLET_ENVIRONMENT: [&str; 8] = [
+    "PATH",
+    "HOME",
+    "LANG",
+    "TZ",
+    "RUST_LOG",
+    "ORCHESTRATOR_NGINX",
+    // The machine's container engine, which the local cloud's droplets share.
+    "DOCKER_HOST",
+    "CONTAINER_HOST",
+];
 
 /// How long an agent has to answer its health check after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
