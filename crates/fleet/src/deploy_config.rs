@@ -62,6 +62,35 @@ pub struct DeploymentConfig {
     /// Databases, caches, vaults and search engines on master, by name (`redis`).
     #[serde(default)]
     pub infrastructure: BTreeMap<String, InfraConfig>,
+    /// Settings of the kubernetes platform.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+}
+
+/// Where the kubernetes platform puts a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The namespace of a project-environment; `{project}` and `{environment}` are replaced.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// The kubeconfig context to use; the current one when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The registry images are pushed to for the cluster (`registry.example.com/team`); when
+    /// not set, the cluster must find the images on the engine that built them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_registry: Option<String>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig { namespace: default_namespace(), context: None, image_registry: None }
+    }
+}
+
+fn default_namespace() -> String {
+    "{project}-{environment}".into()
 }
 
 /// The cloud droplets come from.

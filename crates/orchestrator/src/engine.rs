@@ -13,7 +13,8 @@ use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ImportImageOptions,
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    StopContainerOptionsBuilder, TagImageOptionsBuilder,
 };
 use fleet::deploy_config::Platform;
 use futures_util::StreamExt;
@@ -179,6 +180,38 @@ impl Engine {
                     what: "load an image".into(),
                     reason: detail.message.unwrap_or_default(),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Names the image `repository:tag` (again), so the name is sure to mean this image.
+    pub async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
+        let options = TagImageOptionsBuilder::new().repo(repository).tag(tag).build();
+        let what = format!("tag {id} as {repository}:{tag}");
+        self.docker.tag_image(id, Some(options)).await.map_err(self.api(what))
+    }
+
+    /// Pushes `repository:tag` to its registry, with a user name and password when given.
+    pub async fn push(
+        &self,
+        repository: &str,
+        tag: &str,
+        login: Option<(String, crate::secret::Secret)>,
+    ) -> Result<(), EngineError> {
+        let credentials = login.map(|(username, password)| bollard::auth::DockerCredentials {
+            username: Some(username),
+            password: Some(password.expose().to_string()),
+            ..Default::default()
+        });
+        let options = PushImageOptionsBuilder::new().tag(tag).build();
+        let mut stream = self.docker.push_image(repository, Some(options), credentials);
+        let what = format!("push {repository}:{tag}");
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(self.api(what.clone()))?;
+            if let Some(detail) = info.error_detail {
+                let reason = detail.message.unwrap_or_default();
+                return Err(EngineError::Api { engine: self.name, what, reason });
             }
         }
         Ok(())

@@ -8,6 +8,8 @@
 //! all of the project's services there are healthy; a droplet that refuses stops the rollout,
 //! and the droplets already moved go back to what they ran.
 
+mod kubernetes;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -386,13 +388,6 @@ async fn target<'a>(
         );
     }
     let platform = deploy.deployment_platform;
-    if platform == Platform::Kubernetes {
-        bail!(
-            "{}: deployment_platform \"kubernetes\" cannot deploy yet; use \"docker\", \"podman\" \
-             or \"process\"",
-            context.workspace.deployment_config().display(),
-        );
-    }
     for (service, service_config) in &project_config.services {
         if platform == Platform::Process
             && service_config.command.as_deref().is_none_or(|c| c.trim().is_empty())
@@ -468,6 +463,7 @@ async fn target<'a>(
 
     let (file, built_in) = match platform {
         Platform::Process => ("process.sh.j2", super::setup::TEMPLATE_PROCESS),
+        Platform::Kubernetes => ("kubernetes.json.j2", super::setup::TEMPLATE_KUBERNETES),
         _ => ("container.json.j2", super::setup::TEMPLATE_CONTAINER),
     };
     let template_path = context.workspace.templates_dir().join(file);
@@ -478,9 +474,11 @@ async fn target<'a>(
         }
         Err(err) => bail!("cannot read {}: {err}", template_path.display()),
     };
+    // Kubernetes runs images built on the administrator's Docker engine.
     let engine = match platform {
         Platform::Docker | Platform::Podman => Some(Engine::connect(platform).await?),
-        _ => None,
+        Platform::Kubernetes => Some(Engine::connect(Platform::Docker).await?),
+        Platform::Process => None,
     };
     let target = Target {
         config,
@@ -709,6 +707,9 @@ async fn roll_out(
         .load()
         .ok()
         .and_then(|r| r.current().cloned());
+    if target.platform == Platform::Kubernetes {
+        return kubernetes::roll_out(context, target, release, previous.as_ref()).await;
+    }
     let mut moved: Vec<(String, Vec<String>)> = Vec::new();
     for (droplet, services) in placement(target) {
         let step = progress.start(format!("{droplet}: {} {}", target.project_env, release.version));
@@ -925,6 +926,9 @@ fn render_start(
     service: &str,
     command: Option<&str>,
 ) -> anyhow::Result<String> {
+    if target.platform == Platform::Kubernetes {
+        return kubernetes::recorded(target, release, service);
+    }
     let (origin, source) = &target.start_template;
     let mut environment = minijinja::Environment::new();
     environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);

@@ -16,6 +16,9 @@ pub const TEMPLATE_PROCESS: &str = include_str!("../../assets/templates/process.
 /// How the container platforms run a service, also used when `templates/` has none.
 pub const TEMPLATE_CONTAINER: &str = include_str!("../../assets/templates/container.json.j2");
 
+/// How the kubernetes platform runs a service, also used when `templates/` has none.
+pub const TEMPLATE_KUBERNETES: &str = include_str!("../../assets/templates/kubernetes.json.j2");
+
 /// Keeps the fleet key and the lock out of version control.
 const GITIGNORE: &str =
     "# Secrets and local bookkeeping of the orchestrator.\nfleet.key\n*.lock\n*.tmp.*\n";
@@ -30,6 +33,7 @@ const FILES: &[(&str, &str)] = &[
     ("templates/nginx.conf.j2", TEMPLATE_NGINX),
     ("templates/process.sh.j2", TEMPLATE_PROCESS),
     ("templates/container.json.j2", TEMPLATE_CONTAINER),
+    ("templates/kubernetes.json.j2", TEMPLATE_KUBERNETES),
     (".env.example", include_str!("../../assets/env.example")),
 ];
 

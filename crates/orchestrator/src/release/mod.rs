@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod git;
 pub mod image;
+pub mod kubernetes;
 
 use std::path::{Path, PathBuf};
 

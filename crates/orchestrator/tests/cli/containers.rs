@@ -16,7 +16,7 @@ const BASE_IMAGE: &str = "orchestrator-example/python:3";
 struct DockerProject {
     project: Option<Project>,
     workspace: PathBuf,
-    /// `docker` or `podman`: the platform, and the command that inspects what it made.
+    /// `docker` or `podman`: the command that inspects what the platform made.
     engine: &'static str,
 }
 
@@ -29,8 +29,9 @@ impl DockerProject {
         Some(DockerProject::on("docker"))
     }
 
-    /// The example on `engine`'s platform, with the base image made there once.
-    fn on(engine: &'static str) -> DockerProject {
+    /// The example on `platform`, with the base image made once on its engine.
+    fn on(platform: &'static str) -> DockerProject {
+        let engine = if platform == "podman" { "podman" } else { "docker" };
         static MADE: Mutex<Vec<&str>> = Mutex::new(Vec::new());
         let mut made = MADE.lock().expect("not poisoned");
         if !made.contains(&engine) {
@@ -50,7 +51,7 @@ impl DockerProject {
         let path = project.fleet.path().join("config/deployment_config.json");
         let mut config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
-        config["deployment_platform"] = engine.into();
+        config["deployment_platform"] = platform.into();
         for service in ["backend", "frontend", "worker_email"] {
             config["projects"]["hostomatic"]["services"][service]["build_args"] =
                 serde_json::json!({"BASE_IMAGE": BASE_IMAGE});
@@ -337,4 +338,85 @@ fn on_podman_a_redeploy_drops_no_request_and_the_release_is_promoted_unchanged()
     let workspace = docker.workspace.clone();
     drop(docker);
     assert_eq!(containers_under("podman", &workspace), Vec::new(), "no container is left");
+}
+
+#[test]
+fn on_kubernetes_a_release_is_written_as_checked_objects_and_an_unreachable_cluster_is_refused() {
+    if !have("a Docker engine", Path::new("/var/run/docker.sock").exists()) {
+        return;
+    }
+    let docker = DockerProject::on("kubernetes");
+    let project = docker.project();
+    let fleet = &project.fleet;
+    // A cluster that is not there: nothing listens on the kubeconfig's address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = closed.local_addr().expect("an address").port();
+    drop(closed);
+    fleet.write(
+        "home/.kube/config",
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  \
+             cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\nusers:\n\
+             - name: test\n  user:\n    token: not-a-real-token\n"
+        ),
+    );
+
+    // A typo in the template is refused before anything is built.
+    let template_path = fleet.path().join("templates/kubernetes.json.j2");
+    let template = std::fs::read_to_string(&template_path).expect("reads");
+    fleet.write(
+        "templates/kubernetes.json.j2",
+        template.replace("imagePullPolicy", "imagePullPolicyy"),
+    );
+    let refused = fleet.fails(&["--deploy-uat", "hostomatic"]);
+    assert!(
+        refused.contains(
+            "no such field in the Deployment schema: spec.template.spec.containers[0].imagePullPolicyy"
+        ),
+        "{refused}"
+    );
+    assert!(docker.images().is_empty(), "nothing was built");
+    fleet.write("templates/kubernetes.json.j2", template);
+
+    let refused = fleet.fails(&["--deploy-uat", "hostomatic"]);
+    assert!(refused.contains("cannot apply Namespace hostomatic-uat to the cluster"), "{refused}");
+    let dir = fleet.path().join("kubernetes/hostomatic-uat");
+    let read = |file: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|_| panic!("{file}"));
+        serde_json::from_str(&text).expect("json")
+    };
+    let version =
+        project.releases("uat")["releases"][0]["version"].as_str().expect("v").to_string();
+    let backend = read("deployment-backend.json");
+    let container = &backend["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], format!("orchestrator/hostomatic-backend:{version}"));
+    assert_eq!(backend["spec"]["replicas"], 2, "one replica a droplet the CSV gives it");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/health");
+    let port = fleet.state().project_services("hostomatic-uat").expect("placed")["backend"].port;
+    assert_eq!(container["ports"][0]["containerPort"], port.expect("a port"));
+    assert_eq!(read("service-backend.json")["spec"]["ports"][0]["port"], port.expect("a port"));
+    assert!(dir.join("deployment-worker-email.json").is_file());
+    assert!(!dir.join("service-worker-email.json").exists(), "a worker has no Service");
+    assert_eq!(read("namespace-hostomatic-uat.json")["kind"], "Namespace");
+
+    // The secrets are in the Secrets' files alone, readable by their owner.
+    let secret_file = dir.join("secret-backend-secrets.json");
+    let secret = read("secret-backend-secrets.json");
+    assert_eq!(secret["stringData"]["DB_PASSWORD"], "db-Secret-4411");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&secret_file).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    for entry in std::fs::read_dir(&dir).expect("lists").filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(entry.path()).expect("reads");
+        if !name.starts_with("secret-") {
+            assert!(!text.contains("Secret-"), "{name} holds no secret value");
+        }
+    }
+    assert!(!refused.contains("db-Secret-4411"));
+    let release = &project.releases("uat")["releases"][0];
+    assert_eq!(release["platform"], "kubernetes");
+    assert!(release["outcome"]["failed"]["reason"].is_string(), "{release}");
+    assert!(git(&project.remote, &["tag", "--list"]).is_empty(), "a failed release is not tagged");
 }

@@ -541,7 +541,6 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
     let path = fleet.path().join("config/deployment_config.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
-    let original = config.clone();
     for outside in ["../../", "/etc/", "backend/../../x"] {
         config["projects"]["hostomatic"]["services"]["backend"]["build_context"] = outside.into();
         std::fs::write(&path, config.to_string()).expect("writes");
@@ -552,9 +551,4 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
             "{outside}: {refused}"
         );
     }
-    config = original;
-    config["deployment_platform"] = "kubernetes".into();
-    std::fs::write(&path, config.to_string()).expect("writes");
-    let kubernetes = fleet.fails(&["--deploy-uat", "hostomatic"]);
-    assert!(kubernetes.contains("\"kubernetes\" cannot deploy yet"), "{kubernetes}");
 }
