@@ -27,13 +27,13 @@ const LOG_LINES: i64 = 50;
 /// One object of a release, as its kind's schema reads it.
 #[derive(Debug, Clone)]
 pub enum Object {
-    Namespace(Namespace),
-    Secret(Secret),
-    ConfigMap(ConfigMap),
-    Service(Service),
-    Deployment(Deployment),
-    PodDisruptionBudget(PodDisruptionBudget),
-    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    Namespace(Box<Namespace>),
+    Secret(Box<Secret>),
+    ConfigMap(Box<ConfigMap>),
+    Service(Box<Service>),
+    Deployment(Box<Deployment>),
+    PodDisruptionBudget(Box<PodDisruptionBudget>),
+    HorizontalPodAutoscaler(Box<HorizontalPodAutoscaler>),
 }
 
 impl Object {
@@ -44,13 +44,15 @@ impl Object {
         let name = value["metadata"]["name"].as_str().unwrap_or("(no name)").to_string();
         let at = format!("{origin}: {kind} {name}");
         let object = match kind.as_str() {
-            "Namespace" => Object::Namespace(typed(&at, &value)?),
-            "Secret" => Object::Secret(typed(&at, &value)?),
-            "ConfigMap" => Object::ConfigMap(typed(&at, &value)?),
-            "Service" => Object::Service(typed(&at, &value)?),
-            "Deployment" => Object::Deployment(typed(&at, &value)?),
-            "PodDisruptionBudget" => Object::PodDisruptionBudget(typed(&at, &value)?),
-            "HorizontalPodAutoscaler" => Object::HorizontalPodAutoscaler(typed(&at, &value)?),
+            "Namespace" => Object::Namespace(Box::new(typed(&at, &value)?)),
+            "Secret" => Object::Secret(Box::new(typed(&at, &value)?)),
+            "ConfigMap" => Object::ConfigMap(Box::new(typed(&at, &value)?)),
+            "Service" => Object::Service(Box::new(typed(&at, &value)?)),
+            "Deployment" => Object::Deployment(Box::new(typed(&at, &value)?)),
+            "PodDisruptionBudget" => Object::PodDisruptionBudget(Box::new(typed(&at, &value)?)),
+            "HorizontalPodAutoscaler" => {
+                Object::HorizontalPodAutoscaler(Box::new(typed(&at, &value)?))
+            }
             "" => bail!("{origin}: an object without \"kind\""),
             other => bail!(
                 "{origin}: kind {other:?} is not applied by the orchestrator (Deployment, Service, \
@@ -93,30 +95,45 @@ impl Object {
         let (_, name) = self.kind_and_name();
         match self {
             Object::Namespace(o) => {
-                patch(Api::<Namespace>::all(client.clone()), &name, &params, o).await
+                patch(Api::<Namespace>::all(client.clone()), &name, &params, o.as_ref()).await
             }
             Object::Secret(o) => {
-                patch(Api::namespaced(client.clone(), namespace), &name, &params, o).await
+                patch(Api::namespaced(client.clone(), namespace), &name, &params, o.as_ref()).await
             }
             Object::ConfigMap(o) => {
-                patch(Api::<ConfigMap>::namespaced(client.clone(), namespace), &name, &params, o)
-                    .await
+                patch(
+                    Api::<ConfigMap>::namespaced(client.clone(), namespace),
+                    &name,
+                    &params,
+                    o.as_ref(),
+                )
+                .await
             }
             Object::Service(o) => {
-                patch(Api::<Service>::namespaced(client.clone(), namespace), &name, &params, o)
-                    .await
+                patch(
+                    Api::<Service>::namespaced(client.clone(), namespace),
+                    &name,
+                    &params,
+                    o.as_ref(),
+                )
+                .await
             }
             Object::Deployment(o) => {
-                patch(Api::<Deployment>::namespaced(client.clone(), namespace), &name, &params, o)
-                    .await
+                patch(
+                    Api::<Deployment>::namespaced(client.clone(), namespace),
+                    &name,
+                    &params,
+                    o.as_ref(),
+                )
+                .await
             }
             Object::PodDisruptionBudget(o) => {
                 let api = Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace);
-                patch(api, &name, &params, o).await
+                patch(api, &name, &params, o.as_ref()).await
             }
             Object::HorizontalPodAutoscaler(o) => {
                 let api = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace);
-                patch(api, &name, &params, o).await
+                patch(api, &name, &params, o.as_ref()).await
             }
         }
     }
@@ -235,21 +252,24 @@ pub fn render(origin: &str, template: &str, inputs: &Inputs) -> anyhow::Result<V
 
 /// The Secret of one service: its secrets by variable name.
 pub fn secret(namespace: &str, name: &str, values: &BTreeMap<String, SecretValue>) -> Object {
+    let data: BTreeMap<&String, &str> = values.iter().map(|(k, v)| (k, v.expose())).collect();
     let value = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace},
         "type": "Opaque",
-        "stringData": values.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect::<BTreeMap<_, _>>(),
+        "stringData": data,
     });
-    Object::Secret(serde_json::from_value(value).expect("a Secret of strings is always valid"))
+    Object::Secret(Box::new(
+        serde_json::from_value(value).expect("a Secret of strings is always valid"),
+    ))
 }
 
 /// The namespace object itself.
 pub fn namespace_object(name: &str) -> Object {
     let value =
         serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    Object::Namespace(serde_json::from_value(value).expect("a namespace is always valid"))
+    Object::Namespace(Box::new(serde_json::from_value(value).expect("a namespace is always valid")))
 }
 
 /// Writes every object to `dir` as `{kind}-{name}.json`, Secrets readable by the owner alone;

@@ -205,7 +205,9 @@ fn on_docker_a_redeploy_drops_no_request_and_a_version_that_never_turns_healthy_
     let path = project.fleet.path().join("config/deployment_config.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
-    config["projects"]["hostomatic"]["services"]["backend"]["health_check"] = serde_json::json!({"path": "/health", "interval_seconds": 1, "timeout_seconds": 1, "retries": 5});
+    config["projects"]["hostomatic"]["services"]["backend"]["health_check"] = serde_json::json!({
+        "path": "/health", "interval_seconds": 1, "timeout_seconds": 1, "retries": 5
+    });
     std::fs::write(&path, config.to_string()).expect("writes");
     project.fleet.ok(&["--deploy-uat", "hostomatic"]);
     let first = project.releases("uat")["current"].as_str().expect("current").to_string();

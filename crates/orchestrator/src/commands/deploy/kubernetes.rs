@@ -164,7 +164,7 @@ pub async fn roll_out(
     kubernetes::write(&dir, &release_objects).map_err(stop)?;
     if !context.json {
         crate::say!(
-            "The Kubernetes objects of {} {} are in {} (the Secrets' files are readable by you alone).",
+            "The Kubernetes objects of {} {} are in {} (the Secrets' files readable by you alone).",
             target.project_env,
             release.version,
             dir.display()
