@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use crate::common::{eventually, have, http_get};
-use crate::deploy::{Load, Project, assert_no_secret_outside_env, git};
+use crate::deploy::{Project, assert_no_secret_outside_env, git};
 
 const BASE_IMAGE: &str = "orchestrator-example/python:3";
 
@@ -169,14 +169,7 @@ fn on_docker_uat_is_promoted_by_tag_rolled_back_and_reproduced_without_rebuildin
     assert!(said.contains("nothing was rebuilt"), "{said}");
     eventually(30, "production serving the first release", || project.serving("prod") == first);
     assert_eq!(docker.images(), images, "promoting builds no image");
-    let uat = project.releases("uat");
-    let uat_first = uat["releases"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|r| r["version"] == first.as_str())
-        .expect("found")
-        .clone();
+    let uat_first = project.uat_release(&first);
     assert_eq!(project.releases("prod")["releases"][0]["artifacts"], uat_first["artifacts"]);
 
     // Back to the first release in UAT, then the tag rebuilds the same build contexts.
@@ -202,50 +195,14 @@ fn on_docker_uat_is_promoted_by_tag_rolled_back_and_reproduced_without_rebuildin
 fn on_docker_a_redeploy_drops_no_request_and_a_version_that_never_turns_healthy_is_stopped() {
     let Some(docker) = DockerProject::new() else { return };
     let project = docker.project();
-    let path = project.fleet.path().join("config/deployment_config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
-    config["projects"]["hostomatic"]["services"]["backend"]["health_check"] = serde_json::json!({
-        "path": "/health", "interval_seconds": 1, "timeout_seconds": 1, "retries": 5
-    });
-    std::fs::write(&path, config.to_string()).expect("writes");
+    project.quick_backend_health(5);
     project.fleet.ok(&["--deploy-uat", "hostomatic"]);
-    let first = project.releases("uat")["current"].as_str().expect("current").to_string();
+    let first = project.current_uat();
     eventually(30, "UAT serving", || project.serving("uat") == first);
 
-    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
-    project.change("backend/app.py", &format!("{app}\n# next\n"));
-    let load = Load::start(project.route("uat", "backend"));
-    eventually(30, "some requests before the deploy", || load.sent() > 300);
-    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
-    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
-    let floor = load.sent() + 300;
-    eventually(60, "2,000 requests in all, some after the deploy", || {
-        load.sent() >= floor.max(2_000)
-    });
-    let (sent, failed, versions) = load.finish();
-    eprintln!("docker: {sent} requests during the redeploy, {failed} failed: {versions:?}");
-    assert_eq!(failed, 0, "no request failed");
-    assert_eq!(versions, vec![first, second.clone()], "both versions, one after the other");
-
-    // The next version logs a line, then answers its health check with 500.
-    let broken = app
-        .replace("if self.path == \"/health\":", "if self.path == \"/health\":\n            self.send_error(500, \"database unreachable\")\n            return")
-        .replace("def main():", "def main():\n    print(\"connecting to the database failed with\", os.environ[\"DB_PASSWORD\"], flush=True)");
-    project.change("backend/app.py", &broken);
-    let load = Load::start(project.route("uat", "backend"));
-    eventually(30, "requests flowing", || load.sent() > 200);
-    let refused = project.fleet.fails(&["--deploy-uat", "hostomatic"]);
-    let (sent, failed, versions) = load.finish();
+    let second = project.redeploy_under_load("docker");
+    let refused = project.broken_release_under_load();
     assert!(refused.contains("backend did not pass its health check after 5 tries"), "{refused}");
-    assert!(refused.contains("/health last answered: HTTP 500"), "{refused}");
-    assert!(
-        refused.contains("connecting to the database failed with [redacted]"),
-        "the container's log is shown, its secrets blotted out: {refused}"
-    );
-    assert!(!refused.contains("db-Secret-4411"));
-    assert_eq!(failed, 0, "{sent} requests while the broken version was tried, none failed");
-    assert_eq!(versions, vec![second.clone()]);
     assert_eq!(project.serving("uat"), second);
     let backends = containers_under(docker.engine, &docker.workspace)
         .into_iter()
@@ -318,18 +275,7 @@ fn on_podman_a_redeploy_drops_no_request_and_the_release_is_promoted_unchanged()
     assert_eq!(project.releases("uat")["releases"][0]["platform"], "podman");
     assert_eq!(containers_under("podman", &docker.workspace).len(), 6);
 
-    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
-    project.change("backend/app.py", &format!("{app}\n# next\n"));
-    let load = Load::start(project.route("uat", "backend"));
-    eventually(30, "some requests before the deploy", || load.sent() > 300);
-    fleet.ok(&["--deploy-uat", "hostomatic"]);
-    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
-    let floor = load.sent() + 300;
-    eventually(60, "2,000 requests in all", || load.sent() >= floor.max(2_000));
-    let (sent, failed, versions) = load.finish();
-    eprintln!("podman: {sent} requests during the redeploy, {failed} failed: {versions:?}");
-    assert_eq!(failed, 0, "no request failed");
-    assert_eq!(versions, vec![first, second.clone()]);
+    let second = project.redeploy_under_load("podman");
 
     let images = docker.images();
     let said = fleet.ok(&["--deploy-prod", "hostomatic"]);

@@ -106,6 +106,88 @@ impl Project {
     pub fn releases(&self, environment: &str) -> serde_json::Value {
         self.fleet.json(&["--releases", "hostomatic", environment])
     }
+
+    /// Gives the backend a quick health check: `retries` tries, a second apart.
+    pub fn quick_backend_health(&self, retries: u32) {
+        let path = self.fleet.path().join("config/deployment_config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+        config["projects"]["hostomatic"]["services"]["backend"]["health_check"] = serde_json::json!({
+            "path": "/health", "interval_seconds": 1, "timeout_seconds": 1, "retries": retries
+        });
+        std::fs::write(&path, config.to_string()).expect("writes");
+    }
+
+    /// The record of `version` in UAT.
+    pub fn uat_release(&self, version: &str) -> serde_json::Value {
+        let releases = self.releases("uat");
+        let found = releases["releases"].as_array().into_iter().flatten();
+        found.into_iter().find(|r| r["version"] == version).expect("the release").clone()
+    }
+
+    /// The version UAT runs now.
+    pub fn current_uat(&self) -> String {
+        self.releases("uat")["current"].as_str().expect("a current release").to_string()
+    }
+
+    /// Commits a change to the backend and deploys it to UAT while clients send at least 2,000
+    /// requests through nginx; asserts none failed and both versions answered, one after the
+    /// other. Returns the new version.
+    pub fn redeploy_under_load(&self, platform: &str) -> String {
+        let first = self.current_uat();
+        let app = std::fs::read_to_string(self.work.join("backend/app.py")).expect("reads");
+        self.change("backend/app.py", &format!("{app}\n# next\n"));
+        let load = Load::start(self.route("uat", "backend"));
+        eventually(30, "some requests before the deploy", || load.sent() > 300);
+        self.fleet.ok(&["--deploy-uat", "hostomatic"]);
+        let second = self.current_uat();
+        let floor = load.sent() + 300;
+        eventually(60, "2,000 requests in all, some after the deploy", || {
+            load.sent() >= floor.max(2_000)
+        });
+        let (sent, failed, versions) = load.finish();
+        eprintln!("{platform}: {sent} requests during the redeploy, {failed} failed: {versions:?}");
+        assert_eq!(failed, 0, "no request failed");
+        assert!(sent >= 2_000);
+        assert_eq!(versions, vec![first, second.clone()], "both versions, one after the other");
+        second
+    }
+
+    /// Deploys to UAT a backend that logs a line with a secret, then answers its health check
+    /// with 500, while clients send requests; asserts none failed and only the version before
+    /// answered. Returns what the refused deploy said.
+    pub fn broken_release_under_load(&self) -> String {
+        let serving = self.current_uat();
+        let app = std::fs::read_to_string(self.work.join("backend/app.py")).expect("reads");
+        let broken = app
+            .replace(
+                "if self.path == \"/health\":",
+                "if self.path == \"/health\":\n            self.send_error(500, \"database \
+                 unreachable\")\n            return",
+            )
+            .replace(
+                "def main():",
+                "def main():\n    print(\"connecting to the database failed with\", \
+                 os.environ[\"DB_PASSWORD\"], flush=True)",
+            );
+        self.change("backend/app.py", &broken);
+        let load = Load::start(self.route("uat", "backend"));
+        eventually(30, "requests flowing", || load.sent() > 200);
+        let refused = self.fleet.fails(&["--deploy-uat", "hostomatic"]);
+        let (sent, failed, versions) = load.finish();
+        assert!(refused.contains("/health last answered: HTTP 500"), "{refused}");
+        assert!(
+            refused.contains("connecting to the database failed with [redacted]"),
+            "the service's log is shown, its secrets blotted out: {refused}"
+        );
+        assert!(!refused.contains("db-Secret-4411"));
+        assert!(refused.contains("keeps serving"), "{refused}");
+        assert_eq!(failed, 0, "{sent} requests while the broken version was tried, none failed");
+        assert_eq!(versions, vec![serving.clone()]);
+        assert_eq!(self.serving("uat"), serving);
+        assert_eq!(self.current_uat(), serving);
+        refused
+    }
 }
 
 /// Requests through nginx from several clients until stopped: how many, and how many failed.
@@ -255,15 +337,8 @@ fn uat_from_git_is_promoted_by_tag_rolled_back_and_reproduced() {
     let said = fleet.ok(&["--deploy-prod", "hostomatic", "--tag", &first]);
     assert!(said.contains("nothing was rebuilt"), "{said}");
     eventually(20, "production serving the first release", || project.serving("prod") == first);
-    let uat = project.releases("uat");
     let prod = project.releases("prod");
-    let uat_first = uat["releases"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|r| r["version"] == first.as_str())
-        .expect("found")
-        .clone();
+    let uat_first = project.uat_release(&first);
     assert_eq!(
         prod["releases"][0]["artifacts"], uat_first["artifacts"],
         "production runs UAT's artifacts"
@@ -311,70 +386,25 @@ fn uat_from_git_is_promoted_by_tag_rolled_back_and_reproduced() {
 fn a_redeploy_drops_no_request_through_nginx() {
     let project = Project::new();
     project.fleet.ok(&["--deploy-uat", "hostomatic"]);
-    let first = project.releases("uat")["current"].as_str().expect("current").to_string();
+    let first = project.current_uat();
     eventually(20, "UAT serving", || project.serving("uat") == first);
-    project.change(
-        "backend/app.py",
-        &format!(
-            "{}\n# next\n",
-            std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads")
-        ),
-    );
-
-    let load = Load::start(project.route("uat", "backend"));
-    eventually(30, "some requests before the deploy", || load.sent() > 300);
-    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
-    let second = project.releases("uat")["current"].as_str().expect("current").to_string();
-    let floor = load.sent() + 300;
-    eventually(60, "2,000 requests in all, some after the deploy", || {
-        load.sent() >= floor.max(2_000)
-    });
-    let (sent, failed, versions) = load.finish();
-    eprintln!("{sent} requests during the redeploy, {failed} failed, versions seen: {versions:?}");
-    assert_eq!(failed, 0, "no request failed");
-    assert!(sent >= 2_000);
-    assert_eq!(versions, vec![first, second], "both versions served, one after the other");
+    project.redeploy_under_load("process");
 }
 
 #[test]
 fn a_version_that_never_turns_healthy_is_stopped_while_the_old_one_serves() {
     let project = Project::new();
-    let path = project.fleet.path().join("config/deployment_config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
-    config["projects"]["hostomatic"]["services"]["backend"]["health_check"] = serde_json::json!({"path": "/health", "interval_seconds": 1, "timeout_seconds": 1, "retries": 3});
-    std::fs::write(&path, config.to_string()).expect("writes");
+    project.quick_backend_health(3);
     project.fleet.ok(&["--deploy-uat", "hostomatic"]);
     let first = project.releases("uat")["current"].as_str().expect("current").to_string();
     eventually(20, "UAT serving", || project.serving("uat") == first);
 
-    // The next version prints a line and then answers its health check with 500.
-    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
-    let broken = app
-        .replace("if self.path == \"/health\":", "if self.path == \"/health\":\n            self.send_error(500, \"database unreachable\")\n            return")
-        .replace("def main():", "def main():\n    print(\"connecting to the database failed with\", os.environ[\"DB_PASSWORD\"], flush=True)");
-    project.change("backend/app.py", &broken);
-
-    let load = Load::start(project.route("uat", "backend"));
-    eventually(30, "requests flowing", || load.sent() > 200);
-    let refused = project.fleet.fails(&["--deploy-uat", "hostomatic"]);
-    let (sent, failed, versions) = load.finish();
+    let refused = project.broken_release_under_load();
     assert!(
         refused.contains("backend on web1: backend did not pass its health check after 3 tries"),
         "{refused}"
     );
-    assert!(refused.contains("/health last answered: HTTP 500"), "{refused}");
-    assert!(
-        refused.contains("connecting to the database failed with [redacted]"),
-        "the service's log is shown, its secrets blotted out: {refused}"
-    );
-    assert!(!refused.contains("db-Secret-4411"));
-    assert!(refused.contains("keeps serving"), "{refused}");
-    assert_eq!(failed, 0, "{sent} requests, none failed");
-    assert_eq!(versions, vec![first.clone()]);
-    assert_eq!(project.serving("uat"), first);
     let releases = project.releases("uat");
-    assert_eq!(releases["current"], first.as_str());
     assert!(releases["releases"][0]["outcome"]["failed"]["reason"].is_string(), "{releases}");
     let tags = git(&project.remote, &["tag", "--list"]);
     assert_eq!(tags.lines().count(), 1, "a failed release is not tagged: {tags}");
