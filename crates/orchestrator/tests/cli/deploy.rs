@@ -479,11 +479,13 @@ fn a_replaced_droplet_comes_back_running_the_release_from_its_snapshot() {
     let release = project.releases("uat")["current"].as_str().expect("current").to_string();
     let before = project.fleet.state().droplets["web1"].clone();
     let id = before.id.clone();
-    let pid = orchestrator::provider::local::manifest::running_agent(
-        &project.fleet.path().join(".local-cloud/droplets").join(id),
-    )
-    .expect("runs");
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+    let dir = project.fleet.path().join(".local-cloud/droplets").join(id);
+    let dir = dir.canonicalize().expect("the droplet's directory");
+    let pid = orchestrator::provider::local::manifest::running_agent(&dir).expect("runs");
+    let services = working_inside(&dir);
+    assert!(!services.is_empty(), "web1 runs the release's services");
+    // The agent alone, as a crash would take it: its services are left running.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
         .expect("kills");
 
     // The replacement is restored from the snapshot taken after the release.
@@ -508,6 +510,21 @@ fn a_replaced_droplet_comes_back_running_the_release_from_its_snapshot() {
         })
     });
     eventually(20, "UAT serving through nginx", || project.serving("uat") == release);
+    assert_eq!(working_inside(&dir), Vec::<i32>::new(), "nothing of the old web1 runs on");
+}
+
+/// Processes whose working directory is in `dir`, even after `dir` was removed.
+fn working_inside(dir: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let prefix = dir.display().to_string();
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.display().to_string().starts_with(&prefix))
+        })
+        .collect()
 }
 
 #[test]

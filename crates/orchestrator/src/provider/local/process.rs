@@ -124,6 +124,13 @@ pub async fn stop(dir: &Path) {
 pub fn kill_leftovers(dir: &Path) {
     crate::engine::remove_containers_blocking(dir);
     let wanted = dir.as_os_str().as_encoded_bytes();
+    // The services an agent started share its process group and outlive an agent killed on
+    // its own; the group is known by the pid file the agent left.
+    let agent_group: Option<i32> = std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|pid| *pid > 1);
+    let inside = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let Ok(entries) = std::fs::read_dir("/proc") else { return };
     for entry in entries.filter_map(Result::ok) {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
@@ -131,12 +138,12 @@ pub fn kill_leftovers(dir: &Path) {
         let names_dir = cmdline.windows(wanted.len()).any(|window| window == wanted);
         let ours =
             cmdline.starts_with(b"nginx") || cmdline.windows(14).any(|w| w == b"--droplet-dir\0");
-        if !names_dir || !ours {
+        let group = process_group(pid);
+        // A member of the dead agent's group still working inside the droplet is its service.
+        let service = group.is_some() && group == agent_group && works_inside(pid, &inside);
+        if !(names_dir && ours) && !service {
             continue;
         }
-        let group = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
-            stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse::<i32>().ok()
-        });
         match group {
             // Never the group of the command that is cleaning up.
             Some(group) if group > 1 && group != nix::unistd::getpgrp().as_raw() => {
@@ -147,6 +154,16 @@ pub fn kill_leftovers(dir: &Path) {
             }
         }
     }
+}
+
+fn process_group(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Whether the process's working directory is `dir` or below it.
+fn works_inside(pid: i32, dir: &Path) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
 }
 
 /// Kills the process group an agent leads: the agent and everything it started, the way a
