@@ -180,6 +180,19 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     }
     let healthy_droplets = droplets.iter().filter(|d| d.health == "healthy").count();
     let missing_secrets = crate::secrets::missing(env, &config.rows, deploy);
+    for (project_env, missing) in &missing_secrets {
+        // Where a release ran, the next deploy or rollback would stop on the missing secret.
+        let released = crate::release::Records::new(context.workspace.config_dir(), project_env)
+            .load()
+            .is_ok_and(|r| !r.releases.is_empty());
+        if released {
+            let names: Vec<&str> = missing.iter().map(|m| m.name.as_str()).collect();
+            issues.push(format!(
+                "{project_env} cannot be deployed again: secret(s) {} not set (see Missing secrets)",
+                names.join(", ")
+            ));
+        }
+    }
     let status = Status {
         missing_secrets,
         healthy_droplets,

@@ -599,3 +599,19 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
         );
     }
 }
+
+#[test]
+fn a_secret_removed_after_a_release_is_an_issue_of_that_project_environment() {
+    let project = Project::new();
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    project.fleet.write(".env", SECRETS.replace("STRIPE_KEY=sk_Secret_8832\n", ""));
+    let status = project.fleet.json(&["--status"]);
+    let issues: Vec<&str> =
+        status["issues"].as_array().expect("a list").iter().filter_map(|i| i.as_str()).collect();
+    let expected = "hostomatic-uat cannot be deployed again: secret(s) stripe_key not set";
+    assert!(issues.iter().any(|i| i.starts_with(expected)), "{issues:?}");
+    assert!(
+        !issues.iter().any(|i| i.starts_with("hostomatic-prod")),
+        "production never ran a release, so its missing secrets are a list, not an issue"
+    );
+}
