@@ -41,6 +41,14 @@ tar -C / \
 } | grep -oE '/[^ ]+\.so[^ ]*' | sort -u | while read -r library; do
   [ -e "$library" ] && cp -L --parents "$library" "$root"
 done
+# A shell for the RUN steps of a Containerfile: busybox, when the static one is installed.
+if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then
+  mkdir -p "$root/bin"
+  cp /bin/busybox "$root/bin/busybox"
+  ln -s busybox "$root/bin/sh"
+else
+  echo "note: no static busybox (Debian's busybox-static): the image has no shell for RUN steps" >&2
+fi
 echo 'root:x:0:0:root:/root:/nonexistent' >"$root/etc/passwd"
 echo 'nobody:x:65534:65534:nobody:/nonexistent:/nonexistent' >>"$root/etc/passwd"
 

@@ -63,6 +63,8 @@ struct Target<'a> {
     start_template: (String, String),
     /// Where the project-environment's infrastructure services listen.
     wiring: BTreeMap<String, String>,
+    /// Which variable (and level) each secret came from, for the deploy's output.
+    secret_sources: Vec<String>,
 }
 
 pub async fn uat(context: &Context, project: &str, source: Source) -> anyhow::Result<()> {
@@ -274,7 +276,12 @@ struct Reproduced {
 #[derive(Serialize)]
 struct Check {
     service: String,
+    /// The build context's digest.
     digest: String,
+    /// The image the release ran, on the container platforms: not rebuilt, since an image's
+    /// id records when it was built; its build context is what is compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
     matches: bool,
 }
 
@@ -318,6 +325,7 @@ pub fn reproduce(context: &Context, tag: &str, dir: &Path) -> anyhow::Result<()>
         checks.push(Check {
             service: service.clone(),
             digest: artifact.digest.clone(),
+            image: artifact.image.clone(),
             matches: packed.digest == artifact.digest,
         });
     }
@@ -339,10 +347,12 @@ pub fn reproduce(context: &Context, tag: &str, dir: &Path) -> anyhow::Result<()>
             vec![
                 c.service.clone(),
                 c.digest[..16].to_string(),
+                c.image.as_deref().map_or("-", short_image).to_string(),
                 if c.matches { "yes" } else { "NO" }.to_string(),
             ]
         });
-        crate::say!("{}", output::table(["SERVICE", "ARTIFACT", "REBUILT IDENTICALLY"], rows));
+        let header = ["SERVICE", "BUILD CONTEXT", "IMAGE IT RAN", "CONTEXT REBUILT IDENTICALLY"];
+        crate::say!("{}", output::table(header, rows));
     }
     if !all_match {
         bail!("the tree of {tag} does not rebuild the artifacts the release ran");
@@ -488,6 +498,7 @@ async fn target<'a>(
         engine,
         start_template,
         wiring,
+        secret_sources: found,
         project: project.to_string(),
         environment: environment.to_string(),
         project_env,
@@ -497,9 +508,6 @@ async fn target<'a>(
     let probe = blank(&target, "v0.0.0");
     for (service, service_config) in &project_config.services {
         render_start(&target, &probe, service, service_config.command.as_deref())?;
-    }
-    if !found.is_empty() && !context.json {
-        crate::say!("Secrets: {}.", found.join("; "));
     }
     Ok(target)
 }
@@ -707,6 +715,9 @@ async fn roll_out(
         .load()
         .ok()
         .and_then(|r| r.current().cloned());
+    if !target.secret_sources.is_empty() && !context.json {
+        crate::say!("Secrets: {}.", target.secret_sources.join("; "));
+    }
     if target.platform == Platform::Kubernetes {
         return kubernetes::roll_out(context, target, release, previous.as_ref()).await;
     }

@@ -36,7 +36,12 @@ impl Repo {
                 "+refs/heads/*:refs/remotes/origin/*",
             ],
         )
-        .with_context(|| format!("cannot fetch {url}"))?;
+        .with_context(|| {
+            format!(
+                "cannot fetch {url}, the repository git_config names in deployment_config.json \
+                 (base_url and url_pattern); check that it exists and can be reached"
+            )
+        })?;
         Ok(Repo { dir: dir.to_path_buf(), url: url.to_string() })
     }
 

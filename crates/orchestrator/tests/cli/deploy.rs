@@ -556,6 +556,7 @@ fn bad_deploy_requests_are_refused_naming_what_is_wrong() {
     );
     let back = fleet.fails(&["--rollback", "hostomatic", "prod"]);
     assert!(back.contains("hostomatic-prod has no earlier release to go back to"), "{back}");
+    assert!(!back.contains("Secrets:"), "a refusal says nothing of where secrets came from");
     let environment = fleet.fails(&["--rollback", "hostomatic", "staging"]);
     assert!(
         environment.contains("hostomatic has no staging environment (it has: prod, uat)"),

@@ -141,7 +141,7 @@ pub fn kill_leftovers(dir: &Path) {
         let group = process_group(pid);
         // A member of the dead agent's group still working inside the droplet is its service.
         let service = group.is_some() && group == agent_group && works_inside(pid, &inside);
-        if !(names_dir && ours) && !service {
+        if !(service || names_dir && ours) {
             continue;
         }
         match group {
