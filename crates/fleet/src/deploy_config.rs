@@ -222,10 +222,12 @@ pub struct InfraConfig {
     /// Where its hash-derived ports start; a default per kind otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_port: Option<u16>,
-    /// How the process platform runs it.
+    /// The command that runs it and the configuration file it reads: on the process platform
+    /// (and kubernetes) a process on master, on docker and podman the command of its image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<InfraProcess>,
-    /// The image the container platforms run.
+    /// The image docker and podman run it from, on master's engine (pulled when missing);
+    /// without one it runs as a process there too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
@@ -443,11 +445,18 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
                     .into(),
             ));
         }
-        if config.deployment_platform == Platform::Process && infra.process.is_none() {
+        if infra.process.is_none() {
             return Err((
                 format!("{at}.process"),
-                "the process platform needs a command to run it".into(),
+                "needs the command that runs it (on docker and podman, the command its image \
+                 runs)"
+                    .into(),
             ));
+        }
+        if let Some(image) = &infra.image
+            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
+        {
+            return Err((format!("{at}.image"), format!("{image:?} is not an image reference")));
         }
     }
     for (project, project_config) in &config.projects {
@@ -622,6 +631,27 @@ mod tests {
         assert!(message.contains("at environments[1]: environment \"Staging\""), "{message}");
         let message = refusal(r#"{"projects": {"Bad_Name": {}}}"#);
         assert!(message.contains("at projects.Bad_Name: project name"), "{message}");
+    }
+
+    #[test]
+    fn an_infrastructure_service_needs_a_command_and_a_plain_image_reference() {
+        let message = refusal(
+            r#"{"deployment_platform": "docker",
+                "infrastructure": {"redis": {"kind": "cache", "image": "redis:7"}}}"#,
+        );
+        assert!(
+            message.contains("at infrastructure.redis.process: needs the command"),
+            "{message}"
+        );
+        let message = refusal(
+            r#"{"infrastructure": {"redis": {"kind": "cache", "image": "redis 7",
+                "process": {"command": "redis-server"}}}}"#,
+        );
+        assert!(
+            message
+                .contains("at infrastructure.redis.image: \"redis 7\" is not an image reference"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ImportImageOptions,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
     PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
     StopContainerOptionsBuilder, TagImageOptionsBuilder,
 };
@@ -156,6 +156,21 @@ impl Engine {
             Err(err) if is_not_found(&err) => Ok(None),
             Err(err) => Err(self.api(format!("inspect image {image}"))(err)),
         }
+    }
+
+    /// Pulls `reference` (`redis:7-alpine`) from its registry.
+    pub async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        let options = CreateImageOptionsBuilder::new().from_image(reference).build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        let what = format!("pull {reference}");
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(self.api(what.clone()))?;
+            if let Some(detail) = info.error_detail {
+                let reason = detail.message.unwrap_or_default();
+                return Err(EngineError::Api { engine: self.name, what, reason });
+            }
+        }
+        Ok(())
     }
 
     /// An image as a tar archive, for an engine that lacks it.

@@ -10,11 +10,12 @@ use fleet::State;
 
 use super::Context;
 use super::config::Config;
-use crate::agent::services::infra::{self, InfraRequest, InfraSpec, InfraView};
+use crate::agent::services::infra::{self, InfraImage, InfraRequest, InfraSpec, InfraView};
 use crate::control::sealed;
 use crate::control::{AgentClient, FleetKey};
 use crate::output;
 use crate::secrets;
+use fleet::deploy_config::{InfraConfig, Platform};
 
 /// The instances to run, and a line for each one that cannot run, saying why.
 pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>, Vec<String>) {
@@ -25,8 +26,8 @@ pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>, V
         let definition = &config.deploy.infrastructure[&instance.name];
         let Some(process) = &definition.process else {
             problems.push(format!(
-                "{} for {}: the {:?} platform cannot run infrastructure yet",
-                instance.name, instance.project_env, config.deploy.deployment_platform
+                "{} for {} has no command to run it (infrastructure.{}.process)",
+                instance.name, instance.project_env, instance.name
             ));
             continue;
         };
@@ -63,9 +64,19 @@ pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>, V
             command: process.command.clone(),
             config: process.config.clone(),
             password,
+            image: image_of(config, definition),
         });
     }
     (specs, problems, unresolved)
+}
+
+/// The image an instance runs from: its own on docker and podman; none (a process on master)
+/// on the other platforms, or where it names none.
+fn image_of(config: &Config, definition: &InfraConfig) -> Option<InfraImage> {
+    let engine = config.deploy.deployment_platform;
+    let runs_containers = matches!(engine, Platform::Docker | Platform::Podman);
+    let reference = definition.image.clone().filter(|_| runs_containers)?;
+    Some(InfraImage { reference, engine })
 }
 
 fn master(state: &State) -> anyhow::Result<String> {
@@ -177,7 +188,7 @@ pub async fn restart(
     Ok(())
 }
 
-/// Rows for tables: name, project-environment, port, state, health.
+/// Rows for tables: name, kind, project-environment, port, what runs it, state, health, pending.
 pub fn rows(views: &[InfraView]) -> Vec<Vec<String>> {
     views
         .iter()
@@ -187,6 +198,7 @@ pub fn rows(views: &[InfraView]) -> Vec<Vec<String>> {
                 format!("{:?}", v.kind).to_lowercase(),
                 v.project_env.clone(),
                 v.port.to_string(),
+                v.image.clone().unwrap_or_else(|| "process".into()),
                 v.state.clone(),
                 if v.healthy { "healthy".into() } else { "not answering".into() },
                 v.pending.clone().unwrap_or_default(),

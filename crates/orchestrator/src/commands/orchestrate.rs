@@ -175,7 +175,16 @@ pub async fn converge(
             crate::say!(
                 "{}",
                 output::table(
-                    ["INFRASTRUCTURE", "KIND", "FOR", "PORT", "STATE", "HEALTH", "PENDING"],
+                    [
+                        "INFRASTRUCTURE",
+                        "KIND",
+                        "FOR",
+                        "PORT",
+                        "RUNS AS",
+                        "STATE",
+                        "HEALTH",
+                        "PENDING"
+                    ],
                     rows
                 )
             );

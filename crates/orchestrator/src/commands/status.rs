@@ -400,7 +400,16 @@ fn print_status(status: &Status) {
         crate::say!(
             "{}",
             output::table(
-                ["INFRASTRUCTURE", "KIND", "FOR", "PORT ON MASTER", "STATE", "HEALTH", "PENDING"],
+                [
+                    "INFRASTRUCTURE",
+                    "KIND",
+                    "FOR",
+                    "PORT ON MASTER",
+                    "RUNS AS",
+                    "STATE",
+                    "HEALTH",
+                    "PENDING"
+                ],
                 rows
             )
         );

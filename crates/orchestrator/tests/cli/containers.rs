@@ -9,8 +9,11 @@ use std::sync::Mutex;
 
 use crate::common::{eventually, have, http_get};
 use crate::deploy::{Project, assert_no_secret_outside_env, git};
+use crate::infrastructure::{REDIS_PASSWORD, have_redis, instance, redis};
 
 const BASE_IMAGE: &str = "orchestrator-example/python:3";
+/// The example's Redis as a container, made from this machine's redis-server.
+const REDIS_IMAGE: &str = "orchestrator-example/redis:7";
 
 /// The example project on a container platform; removes the images its deploys built.
 struct DockerProject {
@@ -35,14 +38,20 @@ impl DockerProject {
         static MADE: Mutex<Vec<&str>> = Mutex::new(Vec::new());
         let mut made = MADE.lock().expect("not poisoned");
         if !made.contains(&engine) {
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/python-image.sh");
-            let output = Command::new(script)
-                .arg(BASE_IMAGE)
-                .env("ENGINE", engine)
-                .output()
-                .expect("the script runs");
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let mut images = vec![("python-image.sh", BASE_IMAGE)];
+            if have_redis() {
+                images.push(("redis-image.sh", REDIS_IMAGE));
+            }
+            for (script, image) in images {
+                let script =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(script);
+                let output = Command::new(script)
+                    .arg(image)
+                    .env("ENGINE", engine)
+                    .output()
+                    .expect("the script runs");
+                assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            }
             made.push(engine);
         }
         drop(made);
@@ -56,6 +65,8 @@ impl DockerProject {
             config["projects"]["hostomatic"]["services"][service]["build_args"] =
                 serde_json::json!({"BASE_IMAGE": BASE_IMAGE});
         }
+        // Redis from the image made here; it moves into a container once confirmed.
+        config["infrastructure"]["redis"]["image"] = REDIS_IMAGE.into();
         std::fs::write(&path, config.to_string()).expect("writes");
         let workspace = project.fleet.path().canonicalize().expect("a real path");
         DockerProject { project: Some(project), workspace, engine }
@@ -367,4 +378,110 @@ fn on_kubernetes_a_release_is_written_as_checked_objects_and_an_unreachable_clus
     assert_eq!(release["platform"], "kubernetes");
     assert!(release["outcome"]["failed"]["reason"].is_string(), "{release}");
     assert!(git(&project.remote, &["tag", "--list"]).is_empty(), "a failed release is not tagged");
+}
+
+#[test]
+fn on_docker_a_replaced_droplet_runs_the_release_again_and_its_old_containers_are_gone() {
+    let Some(docker) = DockerProject::new() else { return };
+    let project = docker.project();
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let release = project.current_uat();
+    eventually(30, "UAT serving", || project.serving("uat") == release);
+    let before = project.fleet.state().droplets["web1"].clone();
+    let dir = project.fleet.path().join(".local-cloud/droplets").join(&before.id);
+    let dir = dir.canonicalize().expect("the droplet's directory");
+    let old: Vec<String> = containers_under("docker", &dir).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(old.len(), 3, "web1 runs the three services: {old:?}");
+
+    // web1's agent dies on its own; its peers replace the droplet from its snapshot.
+    let pid = orchestrator::provider::local::manifest::running_agent(&dir).expect("runs");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("kills");
+    eventually(90, "web1 replaced and running the release in containers", || {
+        let state = project.fleet.json(&["--status"]);
+        let web1 = state["droplets"].as_array().into_iter().flatten().find(|d| d["name"] == "web1");
+        let Some(ip) = web1.and_then(|d| d["ip"].as_str()).filter(|ip| *ip != before.ip) else {
+            return false;
+        };
+        let url = format!("http://{ip}:{}/services", before.agent_port);
+        let services: serde_json::Value = serde_json::from_str(&http_get(&url)).unwrap_or_default();
+        services.as_array().into_iter().flatten().any(|s| {
+            s["service"] == "backend" && s["version"] == release.as_str() && s["state"] == "running"
+        })
+    });
+    eventually(30, "UAT serving through nginx", || project.serving("uat") == release);
+    let left: Vec<(String, String)> = containers_under("docker", &docker.workspace)
+        .into_iter()
+        .filter(|(id, _)| old.contains(id))
+        .collect();
+    assert_eq!(left, Vec::new(), "the dead droplet's containers are removed with it");
+}
+
+#[test]
+fn on_docker_redis_moves_into_a_container_once_confirmed_keeps_its_data_and_outlives_app_deploys() {
+    let Some(docker) = DockerProject::new() else { return };
+    if !have_redis() {
+        return;
+    }
+    let project = docker.project();
+    let fleet = &project.fleet;
+    let process = instance(project, "hostomatic-uat");
+    assert_eq!(
+        process["image"],
+        serde_json::Value::Null,
+        "a process until the change is confirmed"
+    );
+    let address = format!("{}:{}", fleet.state().droplets["master"].ip, process["port"]);
+    assert_eq!(redis(&address, Some(REDIS_PASSWORD), &["SET", "kept", "yes"]), ["+OK", "+OK"]);
+
+    // The change restarts Redis, so it is shown and waits for confirmation.
+    let said = fleet.ok(&["--orchestrate"]);
+    assert!(said.contains("redis hostomatic-uat"), "{said}");
+    assert!(said.contains("wait for confirmation"), "{said}");
+    assert_eq!(instance(project, "hostomatic-uat")["pid"], process["pid"], "{said}");
+    fleet.ok(&["--orchestrate", "--yes"]);
+    eventually(30, "Redis healthy in its container", || {
+        let now = instance(project, "hostomatic-uat");
+        now["image"] == REDIS_IMAGE && now["healthy"] == true
+    });
+    let status = fleet.ok(&["--status"]);
+    assert!(status.contains(REDIS_IMAGE), "--status says what runs it: {status}");
+    let master =
+        fleet.path().join(".local-cloud/droplets").join(&fleet.state().droplets["master"].id);
+    let on_master = || containers_under("docker", &master.canonicalize().expect("a real path"));
+    let first = on_master();
+    assert_eq!(first.len(), 2, "one instance a project-environment: {first:?}");
+    assert!(first.iter().all(|(_, name)| name.starts_with("infra-redis-hostomatic-")), "{first:?}");
+
+    // The same data directory, now mounted; the password still required.
+    assert_eq!(redis(&address, Some(REDIS_PASSWORD), &["GET", "kept"]), ["+OK", "yes"]);
+    assert!(redis(&address, None, &["PING"])[0].starts_with("-NOAUTH"));
+    assert!(redis(&address, Some("wrong"), &["PING"])[0].starts_with("-WRONGPASS"));
+    let inspected = lines("docker", &["inspect", "--format", "{{json .Config}}", &first[0].0]);
+    assert!(!inspected.concat().contains(REDIS_PASSWORD), "not in the container's settings");
+
+    // The backend reaches it; app deploys leave the container alone.
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let health = || http_get(&format!("{}health", project.route("uat", "backend")));
+    eventually(30, "the backend reaches Redis in its container", || {
+        health().contains("\"redis\": \"PONG\"")
+    });
+    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
+    project.change("backend/app.py", &format!("{app}\n# next\n"));
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    fleet.ok(&["--orchestrate"]);
+    assert_eq!(on_master(), first, "neither a deploy nor --orchestrate restarted Redis");
+
+    // Restarted by hand: a new container, the same data.
+    fleet.ok(&["--restart-infra", "redis", "hostomatic", "uat"]);
+    eventually(30, "Redis back in a new container", || {
+        let now = on_master();
+        now.len() == 2 && now != first && redis_answers(&address)
+    });
+    assert_eq!(redis(&address, Some(REDIS_PASSWORD), &["GET", "kept"]), ["+OK", "yes"]);
+}
+
+fn redis_answers(address: &str) -> bool {
+    std::net::TcpStream::connect(address).is_ok()
+        && redis(address, Some(REDIS_PASSWORD), &["PING"]) == ["+OK", "+PONG"]
 }

@@ -7,10 +7,10 @@ use std::net::TcpStream;
 use crate::common::{eventually, have, http_get};
 use crate::deploy::{Project, SECRETS};
 
-const REDIS_PASSWORD: &str = "redis-Secret-7781";
+pub const REDIS_PASSWORD: &str = "redis-Secret-7781";
 
 /// One Redis command over a fresh connection, after `AUTH password` when given: the replies.
-fn redis(address: &str, password: Option<&str>, command: &[&str]) -> Vec<String> {
+pub fn redis(address: &str, password: Option<&str>, command: &[&str]) -> Vec<String> {
     let mut connection = TcpStream::connect(address).expect("Redis takes connections");
     let mut commands = Vec::new();
     if let Some(password) = password {
@@ -37,12 +37,12 @@ fn redis(address: &str, password: Option<&str>, command: &[&str]) -> Vec<String>
     replies
 }
 
-fn have_redis() -> bool {
+pub fn have_redis() -> bool {
     have("redis-server", std::path::Path::new("/usr/bin/redis-server").exists())
 }
 
 /// The Redis instance of `project_env`, from `--status --json`.
-fn instance(project: &Project, project_env: &str) -> serde_json::Value {
+pub fn instance(project: &Project, project_env: &str) -> serde_json::Value {
     let status = project.fleet.json(&["--status"]);
     status["infrastructure"]
         .as_array()

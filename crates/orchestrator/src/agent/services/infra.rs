@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet::deploy_config::InfraKind;
+use fleet::deploy_config::{InfraKind, Platform};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -18,6 +18,7 @@ use super::Supervisor;
 use super::instance::{self, Instance, Launch, Runner};
 use crate::agent::events::EventKind;
 use crate::control::sealed::{self, Sealed};
+use crate::engine;
 
 /// `POST /v1/infrastructure`: what should run, and which changes may restart or stop one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,17 @@ pub struct InfraSpec {
     pub config: Option<String>,
     /// Sealed for [`password_purpose`].
     pub password: Option<Sealed>,
+    /// On docker and podman: the image the command runs in; a process otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<InfraImage>,
+}
+
+/// The image an instance runs from, on master's engine of that platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfraImage {
+    /// As the configuration names it: `redis:7-alpine`.
+    pub reference: String,
+    pub engine: Platform,
 }
 
 impl InfraSpec {
@@ -54,7 +66,7 @@ impl InfraSpec {
 
     /// What a change of would restart the instance: everything but the password's sealing.
     pub fn fingerprint(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "{}\n{:?}\n{}\n{}\n{}\n{}",
             self.name,
             self.kind,
@@ -63,6 +75,9 @@ impl InfraSpec {
             self.command,
             self.config.as_deref().unwrap_or_default()
         );
+        if let Some(image) = &self.image {
+            text.push_str(&format!("\n{} {}", image.engine.as_str(), image.reference));
+        }
         hex::encode(sha2::Sha256::digest(text.as_bytes()))[..16].to_string()
     }
 }
@@ -88,6 +103,9 @@ pub struct InfraView {
     pub healthy: bool,
     /// A change that waits for confirmation, if any.
     pub pending: Option<String>,
+    /// The image it runs from, when it runs in a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 pub(super) struct InfraUnit {
@@ -151,7 +169,7 @@ impl Supervisor {
             }
         }
         for spec in to_start {
-            self.start_infra(spec);
+            self.start_infra(spec).await;
         }
         self.remember_infrastructure();
         self.infrastructure_view().await
@@ -163,25 +181,31 @@ impl Supervisor {
         let unit = self.infra.lock().expect("not poisoned").remove(key);
         let Some(unit) = unit else { return Err(format!("no infrastructure {key} runs here")) };
         unit.instance.stop().await;
-        self.start_infra(unit.spec);
+        self.start_infra(unit.spec).await;
         self.events.record(EventKind::Change, format!("infrastructure {key} restarted"));
         Ok(self.infrastructure_view().await)
     }
 
-    /// Starts the instances kept from before the agent stopped.
-    pub(super) fn resume_infrastructure(&self) {
-        let root = self.infra_root();
-        instance::kill_leftovers_at(&root, 2);
-        let Ok(text) = std::fs::read(root.join("instances.json")) else { return };
-        let Ok(specs) = serde_json::from_slice::<Vec<InfraSpec>>(&text) else { return };
-        for spec in specs {
-            self.start_infra(spec);
+    /// The instances kept from before the agent stopped.
+    pub(super) fn kept_infrastructure(&self) -> Vec<InfraSpec> {
+        let Ok(text) = std::fs::read(self.infra_root().join("instances.json")) else {
+            return Vec::new();
+        };
+        serde_json::from_slice(&text).unwrap_or_default()
+    }
+
+    /// Starts the instances kept from before the agent stopped, once what its last run left
+    /// is gone: its processes here, its containers by the caller.
+    pub(super) async fn resume_infrastructure(&self) {
+        instance::kill_leftovers_at(&self.infra_root(), 2);
+        for spec in self.kept_infrastructure() {
+            self.start_infra(spec).await;
         }
     }
 
-    fn start_infra(&self, spec: InfraSpec) {
+    async fn start_infra(&self, spec: InfraSpec) {
         let key = spec.key();
-        let (instance, pending) = match self.launch_infra(&spec) {
+        let (instance, pending) = match self.launch_infra(&spec).await {
             Ok(launch) => (Instance::start(launch, Arc::clone(&self.events)), None),
             Err(err) => {
                 self.events.record(
@@ -203,14 +227,18 @@ impl Supervisor {
                 (Instance::start(idle, Arc::clone(&self.events)), Some(err))
             }
         };
+        let how = spec.image.as_ref().map_or_else(
+            || "as a process".to_string(),
+            |image| format!("from {} on {}", image.reference, image.engine.as_str()),
+        );
         self.events.record(
             EventKind::Change,
-            format!("infrastructure {key} started on port {}", spec.port),
+            format!("infrastructure {key} started on port {} {how}", spec.port),
         );
         self.infra.lock().expect("not poisoned").insert(key, InfraUnit { spec, instance, pending });
     }
 
-    fn launch_infra(&self, spec: &InfraSpec) -> Result<Launch, String> {
+    async fn launch_infra(&self, spec: &InfraSpec) -> Result<Launch, String> {
         let dir = self.infra_root().join(&spec.name).join(&spec.project_env);
         let data_dir = dir.join("data");
         std::fs::create_dir_all(&data_dir)
@@ -220,7 +248,9 @@ impl Supervisor {
         let run_dir = self.run_dir.join("infrastructure").join(&spec.name).join(&spec.project_env);
         std::fs::create_dir_all(&run_dir)
             .map_err(|err| format!("cannot create {}: {err}", run_dir.display()))?;
-        let config_file = run_dir.join(format!("{}.conf", spec.name));
+        // Absolute, since a container sees them at the same paths through its mounts.
+        let data_dir = engine::absolute(&data_dir);
+        let config_file = engine::absolute(&run_dir).join(format!("{}.conf", spec.name));
         let values = |password: Option<&str>| {
             minijinja::context! {
                 host => self.address.to_string(),
@@ -250,33 +280,97 @@ impl Supervisor {
             };
             let text = render(template, password.as_ref().map(|p| p.expose()))?;
             // Written private first, then filled: the password is never readable by others.
+            // In a container the file alone is mounted, so the server may run as any user
+            // there; on the droplet, the directory around it keeps others out.
+            let mode = if spec.image.is_some() { 0o644 } else { 0o600 };
+            std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|err| format!("cannot protect {}: {err}", run_dir.display()))?;
             let _ = std::fs::remove_file(&config_file);
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode_private()
+                .mode(mode)
                 .open(&config_file)
                 .and_then(|mut file| std::io::Write::write_all(&mut file, text.as_bytes()))
                 .map_err(|err| format!("cannot write {}: {err}", config_file.display()))?;
         }
-        Ok(Launch {
-            label: format!("infrastructure {}", spec.key()),
-            // `exec`, so a stop reaches the server itself rather than the shell around it.
-            runner: Runner::Process {
-                command: {
-                    let command = render(&spec.command, None)?;
-                    if command.trim_start().starts_with("exec ") {
-                        command
-                    } else {
-                        format!("exec {command}")
-                    }
+        let command = render(&spec.command, None)?;
+        let runner = match &spec.image {
+            None => Runner::Process {
+                // `exec`, so a stop reaches the server itself rather than the shell around it.
+                command: if command.trim_start().starts_with("exec ") {
+                    command
+                } else {
+                    format!("exec {command}")
                 },
                 dir: dir.clone(),
             },
+            Some(image) => {
+                let config = spec.config.is_some().then_some(config_file.as_path());
+                self.infra_container(spec, image, &command, &data_dir, config).await?
+            }
+        };
+        Ok(Launch {
+            label: format!("infrastructure {}", spec.key()),
+            runner,
             log: dir.join(format!("{}.log", spec.name)),
             environment: Vec::new(),
             backend: None,
         })
+    }
+
+    /// A container of the instance's image: on the host's network, running `command` (split as
+    /// a shell would, without one), with its data directory and configuration file mounted
+    /// where the command names them.
+    async fn infra_container(
+        &self,
+        spec: &InfraSpec,
+        image: &InfraImage,
+        command: &str,
+        data_dir: &Path,
+        config_file: Option<&Path>,
+    ) -> Result<Runner, String> {
+        let engine = self.engine(image.engine).await?;
+        let present = engine.image_id(&image.reference).await.map_err(|err| err.to_string())?;
+        if present.is_none() {
+            engine.pull(&image.reference).await.map_err(|err| {
+                format!(
+                    "{} is not on this droplet's engine and cannot be pulled: {err}",
+                    image.reference
+                )
+            })?;
+        }
+        let words = shlex::split(command.trim_start().trim_start_matches("exec "))
+            .ok_or_else(|| "its command has an unclosed quote".to_string())?;
+        let mut binds = vec![format!("{0}:{0}", data_dir.display())];
+        binds.extend(config_file.map(|file| format!("{0}:{0}:ro", file.display())));
+        let labels = std::collections::HashMap::from([
+            (engine::LABEL_DROPLET.to_string(), self.droplet_dir.display().to_string()),
+            ("orchestrator.infrastructure".to_string(), spec.key()),
+        ]);
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.reference.clone()),
+            cmd: (!words.is_empty()).then_some(words),
+            // Images that drop to a user of their own make their working directory theirs.
+            working_dir: Some(data_dir.display().to_string()),
+            labels: Some(labels),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some("host".into()),
+                binds: Some(binds),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut tag = [0u8; 3];
+        getrandom::fill(&mut tag).map_err(|err| err.to_string())?;
+        let name = format!(
+            "infra-{}-{}-{}-{}",
+            spec.name,
+            spec.project_env,
+            self.droplet,
+            hex::encode(tag)
+        );
+        Ok(Runner::Container { engine, name, body: Box::new(body) })
     }
 
     fn remember_infrastructure(&self) {
@@ -312,6 +406,7 @@ impl Supervisor {
                     restarts: status.restarts,
                     healthy: false,
                     pending: unit.pending.clone(),
+                    image: unit.spec.image.as_ref().map(|i| i.reference.clone()),
                 }
             })
             .collect();
@@ -322,18 +417,6 @@ impl Supervisor {
                 matches!(tokio::time::timeout(Duration::from_secs(1), connect).await, Ok(Ok(_)));
         }
         views
-    }
-}
-
-/// Opening a file readable by its owner only.
-trait PrivateMode {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateMode for std::fs::OpenOptions {
-    fn mode_private(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
     }
 }
 

@@ -198,25 +198,28 @@ impl Supervisor {
 
     /// Starts what this droplet ran before the agent stopped, without waiting for health.
     pub async fn resume(self: &Arc<Self>) {
-        self.resume_infrastructure();
         instance::kill_leftovers_at(&self.root, 3);
-        let Ok(entries) = std::fs::read_dir(self.root.join("running")) else { return };
-        let requests: Vec<DeployRequest> = entries
+        let requests: Vec<DeployRequest> = std::fs::read_dir(self.root.join("running"))
+            .into_iter()
+            .flatten()
             .filter_map(Result::ok)
             .filter_map(|entry| std::fs::read(entry.path()).ok())
             .filter_map(|text| serde_json::from_slice(&text).ok())
             .collect();
-        let mut cleared = Vec::new();
-        for image in requests.iter().flat_map(|r| &r.services).filter_map(|s| s.image.as_ref()) {
-            if cleared.contains(&image.engine) {
-                continue;
-            }
-            cleared.push(image.engine);
+        let services = requests.iter().flat_map(|r| &r.services);
+        let mut engines: Vec<_> =
+            services.filter_map(|s| s.image.as_ref()).map(|i| i.engine).collect();
+        let infrastructure = self.kept_infrastructure();
+        engines.extend(infrastructure.iter().filter_map(|s| s.image.as_ref()).map(|i| i.engine));
+        engines.sort_by_key(|engine| engine.as_str());
+        engines.dedup();
+        for platform in engines {
             // What the agent's last run started is stopped, then started anew below.
-            if let Ok(engine) = self.engine(image.engine).await {
+            if let Ok(engine) = self.engine(platform).await {
                 let _ = engine.remove_containers_of(&self.droplet_dir).await;
             }
         }
+        self.resume_infrastructure().await;
         for request in requests {
             let project_env = fleet::model::project_env(&request.project, &request.environment);
             for spec in &request.services {
