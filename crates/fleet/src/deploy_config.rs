@@ -222,12 +222,13 @@ pub struct InfraConfig {
     /// Where its hash-derived ports start; a default per kind otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_port: Option<u16>,
-    /// The command that runs it and the configuration file it reads: on the process platform
-    /// (and kubernetes) a process on master, on docker and podman the command of its image.
+    /// The command that runs it and the configuration file it reads: a process on master, or
+    /// the command of its image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<InfraProcess>,
-    /// The image docker and podman run it from, on master's engine (pulled when missing);
-    /// without one it runs as a process there too.
+    /// The image it runs from: on docker and podman a container on master's engine (pulled
+    /// when missing), on kubernetes a StatefulSet in the cluster; without one, or on the
+    /// process platform, it runs as a process on master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }

@@ -441,9 +441,15 @@ async fn target<'a>(
     let mut wiring = BTreeMap::new();
     let instances = fleet::infrastructure::instances(deploy);
     let master_ip = state.master().map(|m| m.ip.clone()).unwrap_or_default();
+    let in_cluster = super::infrastructure::cluster_instances(config);
     for instance in fleet::infrastructure::used_by(&instances, &project_env) {
         let prefix = fleet::infrastructure::variable_prefix(&instance.name);
-        wiring.insert(format!("{prefix}_HOST"), master_ip.clone());
+        let host = if in_cluster.contains(instance) {
+            super::infrastructure::cluster::host(config, instance)
+        } else {
+            master_ip.clone()
+        };
+        wiring.insert(format!("{prefix}_HOST"), host);
         wiring.insert(format!("{prefix}_PORT"), instance.port.to_string());
         let Some(secret) = &deploy.infrastructure[&instance.name].password_secret else { continue };
         match secrets::resolve(&config.env, project, environment, secret) {

@@ -82,6 +82,7 @@ pub async fn converge(
         }
         return Ok(());
     };
+    super::infrastructure::check_cluster(context, config, &key)?;
     if plan.is_destructive() && !context.yes {
         let summary = destructive_summary(&plan);
         confirm(&format!("This plan {summary}. Apply it?"), &format!("the plan {summary}"))?;

@@ -19,6 +19,11 @@ pub const TEMPLATE_CONTAINER: &str = include_str!("../../assets/templates/contai
 /// How the kubernetes platform runs a service, also used when `templates/` has none.
 pub const TEMPLATE_KUBERNETES: &str = include_str!("../../assets/templates/kubernetes.json.j2");
 
+/// How the kubernetes platform runs an infrastructure service, also used when `templates/` has
+/// none.
+pub const TEMPLATE_KUBERNETES_INFRASTRUCTURE: &str =
+    include_str!("../../assets/templates/kubernetes-infrastructure.json.j2");
+
 /// Keeps the fleet key and the lock out of version control.
 const GITIGNORE: &str =
     "# Secrets and local bookkeeping of the orchestrator.\nfleet.key\n*.lock\n*.tmp.*\n";
@@ -34,6 +39,7 @@ const FILES: &[(&str, &str)] = &[
     ("templates/process.sh.j2", TEMPLATE_PROCESS),
     ("templates/container.json.j2", TEMPLATE_CONTAINER),
     ("templates/kubernetes.json.j2", TEMPLATE_KUBERNETES),
+    ("templates/kubernetes-infrastructure.json.j2", TEMPLATE_KUBERNETES_INFRASTRUCTURE),
     (".env.example", include_str!("../../assets/env.example")),
 ];
 

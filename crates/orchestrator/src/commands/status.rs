@@ -169,11 +169,19 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
             notifications.extend(off);
         }
     }
-    let infrastructure = infrastructure(&observed).await;
+    let mut infrastructure = infrastructure(&observed).await;
+    match super::infrastructure::cluster_views(context, &config).await {
+        Ok(views) => infrastructure.extend(views),
+        Err(err) => issues.push(format!("infrastructure in the Kubernetes cluster: {err}")),
+    }
     for instance in &infrastructure {
         if !instance.healthy {
+            let place = match &instance.cluster {
+                Some(place) => format!("in the cluster ({place})"),
+                None => "on master".into(),
+            };
             issues.push(format!(
-                "infrastructure {} for {} on master is {} and does not answer on port {}",
+                "infrastructure {} for {} {place} is {} and does not answer on port {}",
                 instance.name, instance.project_env, instance.state, instance.port
             ));
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -21,6 +21,8 @@ use crate::secret::Secret as SecretValue;
 
 /// Who owns the fields the orchestrator applies.
 const FIELD_MANAGER: &str = "orchestrator";
+/// The annotation holding what an infrastructure instance's StatefulSet was made from.
+pub const FINGERPRINT: &str = "orchestrator/fingerprint";
 /// Lines of a failing pod's log shown with the failure.
 const LOG_LINES: i64 = 50;
 
@@ -32,6 +34,7 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     Service(Box<Service>),
     Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
     PodDisruptionBudget(Box<PodDisruptionBudget>),
     HorizontalPodAutoscaler(Box<HorizontalPodAutoscaler>),
 }
@@ -49,14 +52,15 @@ impl Object {
             "ConfigMap" => Object::ConfigMap(Box::new(typed(&at, &value)?)),
             "Service" => Object::Service(Box::new(typed(&at, &value)?)),
             "Deployment" => Object::Deployment(Box::new(typed(&at, &value)?)),
+            "StatefulSet" => Object::StatefulSet(Box::new(typed(&at, &value)?)),
             "PodDisruptionBudget" => Object::PodDisruptionBudget(Box::new(typed(&at, &value)?)),
             "HorizontalPodAutoscaler" => {
                 Object::HorizontalPodAutoscaler(Box::new(typed(&at, &value)?))
             }
             "" => bail!("{origin}: an object without \"kind\""),
             other => bail!(
-                "{origin}: kind {other:?} is not applied by the orchestrator (Deployment, Service, \
-                 ConfigMap, PodDisruptionBudget, HorizontalPodAutoscaler)"
+                "{origin}: kind {other:?} is not applied by the orchestrator (Deployment, \
+                 StatefulSet, Service, ConfigMap, PodDisruptionBudget, HorizontalPodAutoscaler)"
             ),
         };
         let mut unknown = Vec::new();
@@ -77,6 +81,7 @@ impl Object {
             Object::ConfigMap(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
             Object::Deployment(o) => serde_json::to_value(o),
+            Object::StatefulSet(o) => serde_json::to_value(o),
             Object::PodDisruptionBudget(o) => serde_json::to_value(o),
             Object::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
         };
@@ -126,6 +131,10 @@ impl Object {
                     o.as_ref(),
                 )
                 .await
+            }
+            Object::StatefulSet(o) => {
+                let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+                patch(api, &name, &params, o.as_ref()).await
             }
             Object::PodDisruptionBudget(o) => {
                 let api = Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace);
@@ -214,8 +223,15 @@ pub struct Inputs<'a> {
     pub labels: BTreeMap<&'static str, String>,
 }
 
-/// Renders and checks one service's objects.
-pub fn render(origin: &str, template: &str, inputs: &Inputs) -> anyhow::Result<Vec<Object>> {
+/// Renders and checks the objects of one service (or infrastructure instance), `subject`,
+/// each of which must sit in `namespace`.
+pub fn render<T: Serialize>(
+    origin: &str,
+    template: &str,
+    subject: &str,
+    namespace: &str,
+    inputs: &T,
+) -> anyhow::Result<Vec<Object>> {
     let mut environment = minijinja::Environment::new();
     environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let rendered =
@@ -226,31 +242,50 @@ pub fn render(origin: &str, template: &str, inputs: &Inputs) -> anyhow::Result<V
                 err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
             )
         })?;
-    let value: Value = serde_json::from_str(&rendered).with_context(|| {
-        format!("{origin} rendered for {} is not JSON:\n{rendered}", inputs.service)
-    })?;
+    let value: Value = serde_json::from_str(&rendered)
+        .with_context(|| format!("{origin} rendered for {subject} is not JSON:\n{rendered}"))?;
     let Value::Array(items) = value else {
-        bail!("{origin} rendered for {} is not a JSON list of objects", inputs.service);
+        bail!("{origin} rendered for {subject} is not a JSON list of objects");
     };
-    let origin = format!("{origin} rendered for {}", inputs.service);
+    let origin = format!("{origin} rendered for {subject}");
     let objects: Vec<Object> =
         items.into_iter().map(|item| Object::check(&origin, item)).collect::<Result<_, _>>()?;
     for object in &objects {
         let value = object.to_value();
         let placed = value["metadata"]["namespace"].as_str();
-        if value["kind"] != "Namespace" && placed != Some(inputs.namespace.as_str()) {
+        if value["kind"] != "Namespace" && placed != Some(namespace) {
             bail!(
-                "{origin}: {} {} is not in the namespace {}",
+                "{origin}: {} {} is not in the namespace {namespace}",
                 value["kind"].as_str().unwrap_or_default(),
                 value["metadata"]["name"].as_str().unwrap_or_default(),
-                inputs.namespace
             );
         }
     }
     Ok(objects)
 }
 
-/// The Secret of one service: its secrets by variable name.
+/// What one infrastructure instance's objects are rendered from.
+#[derive(Debug, Serialize)]
+pub struct InfraInputs<'a> {
+    pub infrastructure: &'a str,
+    pub kind: &'a str,
+    pub project: &'a str,
+    pub environment: &'a str,
+    pub name: String,
+    pub namespace: String,
+    pub image: &'a str,
+    pub port: u16,
+    pub command_args: Vec<String>,
+    pub data_dir: &'a str,
+    pub config_dir: &'a str,
+    /// The Secret holding the configuration file, when the definition has one.
+    pub config_secret: Option<String>,
+    pub fingerprint: String,
+    pub labels: BTreeMap<&'static str, String>,
+}
+
+/// A Secret of string values by key: a service's secrets by variable name, or the files of an
+/// infrastructure instance's configuration by file name.
 pub fn secret(namespace: &str, name: &str, values: &BTreeMap<String, SecretValue>) -> Object {
     let data: BTreeMap<&String, &str> = values.iter().map(|(k, v)| (k, v.expose())).collect();
     let value = serde_json::json!({
@@ -332,6 +367,62 @@ pub async fn apply_and_wait(
         }
     }
     Ok(())
+}
+
+/// A StatefulSet's fingerprint annotation and whether its pods are all ready, if it exists.
+pub async fn stateful_set(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(Option<String>, bool)>, kube::Error> {
+    let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+    let Some(found) = api.get_opt(name).await? else { return Ok(None) };
+    let fingerprint = found.metadata.annotations.as_ref().and_then(|a| a.get(FINGERPRINT)).cloned();
+    let wanted = found.spec.replicas.unwrap_or(1);
+    let status = found.status.unwrap_or_default();
+    let ready = status.ready_replicas.unwrap_or(0) >= wanted
+        && status.updated_replicas.unwrap_or(0) >= wanted
+        && status.observed_generation.unwrap_or(0) >= found.metadata.generation.unwrap_or(0);
+    Ok(Some((fingerprint, ready)))
+}
+
+/// Restarts a StatefulSet's pods, one by one, as `kubectl rollout restart` does.
+pub async fn restart_stateful_set(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), kube::Error> {
+    let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+    let now = crate::clock::now_rfc3339();
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": now
+    }}}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
+}
+
+/// Waits until the StatefulSet's pods are all ready.
+pub async fn wait_stateful_set_ready(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no status yet");
+    while tokio::time::Instant::now() < deadline {
+        match stateful_set(client, namespace, name).await {
+            Ok(Some((_, true))) => return Ok(()),
+            Ok(Some((_, false))) => last = "not ready".into(),
+            Ok(None) => last = "not there".into(),
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let logs = newest_pod_logs(client, namespace, name).await;
+    Err(format!(
+        "StatefulSet {name} in {namespace} was not ready within {} s ({last}).{logs}",
+        timeout.as_secs()
+    ))
 }
 
 /// Waits until the Deployment's newest generation runs everywhere and is available.

@@ -299,15 +299,9 @@ fn on_podman_a_redeploy_drops_no_request_and_the_release_is_promoted_unchanged()
     assert_eq!(containers_under("podman", &workspace), Vec::new(), "no container is left");
 }
 
-#[test]
-fn on_kubernetes_a_release_is_written_as_checked_objects_and_an_unreachable_cluster_is_refused() {
-    if !have("a Docker engine", Path::new("/var/run/docker.sock").exists()) {
-        return;
-    }
-    let docker = DockerProject::on("kubernetes");
-    let project = docker.project();
-    let fleet = &project.fleet;
-    // A cluster that is not there: nothing listens on the kubeconfig's address.
+/// A kubeconfig in the fleet's home naming a cluster that is not there: nothing listens on
+/// its address.
+pub fn unreachable_cluster(fleet: &crate::common::TestFleet) {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let port = closed.local_addr().expect("an address").port();
     drop(closed);
@@ -320,6 +314,17 @@ fn on_kubernetes_a_release_is_written_as_checked_objects_and_an_unreachable_clus
              - name: test\n  user:\n    token: not-a-real-token\n"
         ),
     );
+}
+
+#[test]
+fn on_kubernetes_a_release_is_written_as_checked_objects_and_an_unreachable_cluster_is_refused() {
+    if !have("a Docker engine", Path::new("/var/run/docker.sock").exists()) {
+        return;
+    }
+    let docker = DockerProject::on("kubernetes");
+    let project = docker.project();
+    let fleet = &project.fleet;
+    unreachable_cluster(fleet);
 
     // A typo in the template is refused before anything is built.
     let template_path = fleet.path().join("templates/kubernetes.json.j2");
@@ -355,6 +360,13 @@ fn on_kubernetes_a_release_is_written_as_checked_objects_and_an_unreachable_clus
     let port = fleet.state().project_services("hostomatic-uat").expect("placed")["backend"].port;
     assert_eq!(container["ports"][0]["containerPort"], port.expect("a port"));
     assert_eq!(read("service-backend.json")["spec"]["ports"][0]["port"], port.expect("a port"));
+    let redis_host =
+        container["env"].as_array().into_iter().flatten().find(|e| e["name"] == "REDIS_HOST");
+    assert_eq!(
+        redis_host.map(|e| e["value"].clone()),
+        Some("infra-redis.hostomatic-uat.svc".into()),
+        "the services reach the cluster's Redis by its Service"
+    );
     assert!(dir.join("deployment-worker-email.json").is_file());
     assert!(!dir.join("service-worker-email.json").exists(), "a worker has no Service");
     assert_eq!(read("namespace-hostomatic-uat.json")["kind"], "Namespace");

@@ -240,3 +240,84 @@ fn a_lost_password_or_a_broken_definition_never_stops_a_running_redis() {
     assert_eq!(instance(&project, "hostomatic-prod")["pid"], pid);
     assert_eq!(instance(&project, "hostomatic-prod")["healthy"], true);
 }
+
+#[test]
+fn on_kubernetes_redis_becomes_a_checked_stateful_set_with_its_password_in_a_secret_alone() {
+    let project = Project::new();
+    let fleet = &project.fleet;
+    crate::containers::unreachable_cluster(fleet);
+    let on_master = instance(&project, "hostomatic-uat");
+    let path = fleet.path().join("config/deployment_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    config["deployment_platform"] = "kubernetes".into();
+    config["infrastructure"]["redis"]["image"] = "redis:7-alpine".into();
+    std::fs::write(&path, config.to_string()).expect("writes");
+
+    // A template the StatefulSet schema refuses stops --orchestrate before anything changes.
+    let template = fleet.path().join("templates/kubernetes-infrastructure.json.j2");
+    let text = std::fs::read_to_string(&template).expect("--setup wrote it");
+    fleet.write(
+        "templates/kubernetes-infrastructure.json.j2",
+        text.replace("serviceName", "serviceNam"),
+    );
+    let refused = fleet.fails(&["--orchestrate"]);
+    assert!(
+        refused.contains(
+            "kubernetes-infrastructure.json.j2 rendered for redis for hostomatic-prod: StatefulSet \
+             infra-redis: no such field in the StatefulSet schema: spec.serviceNam"
+        ),
+        "{refused}"
+    );
+    assert!(!fleet.path().join("kubernetes").exists(), "nothing was written: {refused}");
+    fleet.write("templates/kubernetes-infrastructure.json.j2", text);
+
+    // The cluster does not answer: the objects are written for review, nothing else changes.
+    let said = fleet.ok(&["--orchestrate"]);
+    assert!(said.contains("written to kubernetes/infrastructure/ but not applied"), "{said}");
+    assert!(
+        said.contains("runs in the cluster now: stops it on master"),
+        "master's Redis waits: {said}"
+    );
+    assert_eq!(instance(&project, "hostomatic-uat")["pid"], on_master["pid"], "{said}");
+    let dir = fleet.path().join("kubernetes/infrastructure/hostomatic-uat/redis");
+    let read = |file: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|_| panic!("{file}"));
+        serde_json::from_str(&text).expect("json")
+    };
+    let set = read("statefulset-infra-redis.json");
+    assert_eq!(set["metadata"]["namespace"], "hostomatic-uat");
+    let container = &set["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "redis:7-alpine");
+    assert_eq!(
+        container["args"],
+        serde_json::json!(["redis-server", "/etc/orchestrator/redis.conf"])
+    );
+    assert_eq!(container["ports"][0]["containerPort"], on_master["port"]);
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/data");
+    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data");
+    assert_eq!(read("service-infra-redis.json")["spec"]["ports"][0]["port"], on_master["port"]);
+    let secret = read("secret-infra-redis-config.json");
+    let conf = secret["stringData"]["redis.conf"].as_str().expect("the configuration file");
+    assert!(conf.contains(&format!("requirepass {REDIS_PASSWORD}")), "{conf}");
+    assert!(conf.contains("dir /data") && conf.contains("bind 0.0.0.0"), "{conf}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("secret-infra-redis-config.json"))
+        .expect("exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the Secret's file is its owner's alone");
+    for entry in std::fs::read_dir(&dir).expect("lists").filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(entry.path()).expect("reads");
+        assert!(name.starts_with("secret-") || !text.contains(REDIS_PASSWORD), "{name}");
+    }
+
+    // --status names the cluster that does not answer.
+    let status = fleet.json(&["--status"]);
+    let issues = status["issues"].to_string();
+    assert!(
+        issues.contains("infrastructure in the Kubernetes cluster: the Kubernetes cluster"),
+        "{issues}"
+    );
+}

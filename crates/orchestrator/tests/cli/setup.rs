@@ -18,6 +18,7 @@ fn setup_writes_every_file_and_never_overwrites() {
             "templates/process.sh.j2",
             "templates/container.json.j2",
             "templates/kubernetes.json.j2",
+            "templates/kubernetes-infrastructure.json.j2",
             ".env.example"
         ]
     );

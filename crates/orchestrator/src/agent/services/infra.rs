@@ -106,6 +106,10 @@ pub struct InfraView {
     /// The image it runs from, when it runs in a container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// `namespace/name` of its StatefulSet, when it runs in the Kubernetes cluster rather than
+    /// on master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 pub(super) struct InfraUnit {
@@ -251,25 +255,13 @@ impl Supervisor {
         // Absolute, since a container sees them at the same paths through its mounts.
         let data_dir = engine::absolute(&data_dir);
         let config_file = engine::absolute(&run_dir).join(format!("{}.conf", spec.name));
-        let values = |password: Option<&str>| {
-            minijinja::context! {
-                host => self.address.to_string(),
-                port => spec.port,
-                data_dir => data_dir.display().to_string(),
-                config_file => config_file.display().to_string(),
-                password => password,
-            }
+        let places = Places {
+            host: self.address.to_string(),
+            port: spec.port,
+            data_dir: data_dir.display().to_string(),
+            config_file: config_file.display().to_string(),
         };
-        let render = |template: &str, password: Option<&str>| {
-            let mut environment = minijinja::Environment::new();
-            environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-            environment.render_str(template, values(password)).map_err(|err| {
-                format!(
-                    "its template cannot be rendered: {}",
-                    err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
-                )
-            })
-        };
+        let render = |template: &str, password: Option<&str>| places.render(template, password);
         if let Some(template) = &spec.config {
             let password = match (&spec.password, &self.key) {
                 (Some(sealed), Some(key)) => Some(
@@ -407,6 +399,7 @@ impl Supervisor {
                     healthy: false,
                     pending: unit.pending.clone(),
                     image: unit.spec.image.as_ref().map(|i| i.reference.clone()),
+                    cluster: None,
                 }
             })
             .collect();
@@ -475,6 +468,35 @@ fn size_of(path: &std::path::Path) -> u64 {
             .unwrap_or(0),
         Ok(meta) => meta.len(),
         Err(_) => 0,
+    }
+}
+
+/// Where an instance listens and keeps its files, as its templates name them.
+pub struct Places {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: String,
+    pub config_file: String,
+}
+
+impl Places {
+    /// Renders one of the instance's templates (`{{ password }}` only in its configuration).
+    pub fn render(&self, template: &str, password: Option<&str>) -> Result<String, String> {
+        let values = minijinja::context! {
+            host => &self.host,
+            port => self.port,
+            data_dir => &self.data_dir,
+            config_file => &self.config_file,
+            password => password,
+        };
+        let mut environment = minijinja::Environment::new();
+        environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        environment.render_str(template, values).map_err(|err| {
+            format!(
+                "its template cannot be rendered: {}",
+                err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
+            )
+        })
     }
 }
 

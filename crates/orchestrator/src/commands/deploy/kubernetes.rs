@@ -89,7 +89,7 @@ pub fn service_objects(
         labels,
     };
     let (origin, template) = &target.start_template;
-    kubernetes::render(origin, template, &inputs)
+    kubernetes::render(origin, template, service, &inputs.namespace, &inputs)
 }
 
 /// What the release record keeps of how a service ran: its objects, as JSON.

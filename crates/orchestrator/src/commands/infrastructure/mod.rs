@@ -1,12 +1,18 @@
-//! Infrastructure services on master, started by `--orchestrate` and restarted by
-//! `--restart-infra`: the definitions come from `deployment_config.json`, the passwords from
-//! the usual secret lookup, sealed for master's agent.
+//! Infrastructure services, started by `--orchestrate` and restarted by `--restart-infra`: on
+//! master (as processes, or containers on docker and podman), or in the Kubernetes cluster on
+//! the kubernetes platform when the definition names an image. The definitions come from
+//! `deployment_config.json`, the passwords from the usual secret lookup, sealed for master's
+//! agent.
+
+pub mod cluster;
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use fleet::State;
+use fleet::deploy_config::{InfraConfig, Platform};
+use fleet::infrastructure::Instance;
 
 use super::Context;
 use super::config::Config;
@@ -15,10 +21,13 @@ use crate::control::sealed;
 use crate::control::{AgentClient, FleetKey};
 use crate::output;
 use crate::secrets;
-use fleet::deploy_config::{InfraConfig, Platform};
+
+/// What should run: each instance with its definition, a line for each one that cannot run
+/// saying why, and the keys of those whose password is not set here.
+type Specs = (Vec<(Instance, InfraSpec)>, Vec<String>, Vec<String>);
 
 /// The instances to run, and a line for each one that cannot run, saying why.
-pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>, Vec<String>) {
+pub fn specs(config: &Config, key: &FleetKey) -> Specs {
     let mut specs = Vec::new();
     let mut problems = Vec::new();
     let mut unresolved = Vec::new();
@@ -56,7 +65,7 @@ pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>, V
             }
             None => None,
         };
-        specs.push(InfraSpec {
+        let spec = InfraSpec {
             name: instance.name.clone(),
             kind: instance.kind,
             project_env: instance.project_env.clone(),
@@ -65,18 +74,34 @@ pub fn specs(config: &Config, key: &FleetKey) -> (Vec<InfraSpec>, Vec<String>, V
             config: process.config.clone(),
             password,
             image: image_of(config, definition),
-        });
+        };
+        specs.push((instance, spec));
     }
     (specs, problems, unresolved)
 }
 
-/// The image an instance runs from: its own on docker and podman; none (a process on master)
-/// on the other platforms, or where it names none.
+/// The image an instance runs from, on the platform's engine (docker, podman) or cluster
+/// (kubernetes); none, a process on master, on the process platform or where it names none.
 fn image_of(config: &Config, definition: &InfraConfig) -> Option<InfraImage> {
     let engine = config.deploy.deployment_platform;
-    let runs_containers = matches!(engine, Platform::Docker | Platform::Podman);
-    let reference = definition.image.clone().filter(|_| runs_containers)?;
+    let reference = definition.image.clone().filter(|_| engine != Platform::Process)?;
     Some(InfraImage { reference, engine })
+}
+
+/// Whether an instance runs in the Kubernetes cluster rather than on master.
+fn in_cluster(spec: &InfraSpec) -> bool {
+    spec.image.as_ref().is_some_and(|i| i.engine == Platform::Kubernetes)
+}
+
+/// The instances of the configuration that run in the Kubernetes cluster.
+pub fn cluster_instances(config: &Config) -> Vec<Instance> {
+    fleet::infrastructure::instances(&config.deploy)
+        .into_iter()
+        .filter(|i| {
+            let definition = &config.deploy.infrastructure[&i.name];
+            image_of(config, definition).is_some_and(|i| i.engine == Platform::Kubernetes)
+        })
+        .collect()
 }
 
 fn master(state: &State) -> anyhow::Result<String> {
@@ -91,8 +116,9 @@ pub async fn current(state: &State) -> anyhow::Result<Vec<InfraView>> {
     Ok(answer.error_for_status()?.json().await?)
 }
 
-/// Starts what is missing on master; restarts changed and stops removed instances once
-/// confirmed (`--yes`, or a yes on the terminal). Returns what runs, and lines to show.
+/// Starts what is missing on master and in the cluster; restarts changed and stops removed
+/// instances once confirmed (`--yes`, or a yes on the terminal). Returns what runs, and lines
+/// to show.
 pub async fn apply(
     context: &Context,
     config: &Config,
@@ -104,8 +130,21 @@ pub async fn apply(
         return Ok((Vec::new(), Vec::new()));
     }
     let (specs, mut lines, unresolved) = specs(config, key);
+    let (in_cluster, on_master): (Vec<_>, Vec<_>) =
+        specs.into_iter().partition(|(_, spec)| in_cluster(spec));
+    let specs: Vec<InfraSpec> = on_master.into_iter().map(|(_, spec)| spec).collect();
+    let (planned, client) = cluster::plan(context, config, key, &in_cluster, true).await?;
+    if !planned.is_empty()
+        && let Err(err) = &client
+    {
+        lines.push(format!(
+            "the objects of {} instance(s) in the cluster are written to kubernetes/infrastructure/ \
+             but not applied: {err}",
+            planned.len()
+        ));
+    }
     let running = current(state).await.unwrap_or_default();
-    if specs.is_empty() && running.is_empty() {
+    if specs.is_empty() && running.is_empty() && planned.is_empty() {
         return Ok((Vec::new(), lines));
     }
     let mut changes = Vec::new();
@@ -117,8 +156,13 @@ pub async fn apply(
             }
             Some(_) => {}
             None if unresolved.contains(&key) => {}
+            None if planned.iter().any(|item| item.key == key) => changes
+                .push((key, "runs in the cluster now: stops it on master (its data there stays)")),
             None => changes.push((key, "no longer configured: stops it (its data stays)")),
         }
+    }
+    for item in planned.iter().filter(|item| item.changed()) {
+        changes.push((item.key.clone(), "changed: restarts its pod (its volume stays)"));
     }
     let mut confirmed = Vec::new();
     if !changes.is_empty() {
@@ -137,12 +181,19 @@ pub async fn apply(
             ));
         }
     }
-    let client = AgentClient::new(key.clone(), "cli");
-    let request = InfraRequest { instances: specs, confirmed, unresolved };
-    let views: Vec<InfraView> = client
-        .post(&master(state)?, "/v1/infrastructure", &request, Duration::from_secs(60))
-        .await
-        .context("master did not take the infrastructure")?;
+    let client_ok = client.as_ref().ok();
+    if let Some(client) = client_ok {
+        lines.extend(cluster::apply(&planned, client, &confirmed).await);
+    }
+    let mut views: Vec<InfraView> = Vec::new();
+    if !specs.is_empty() || !running.is_empty() {
+        let agents = AgentClient::new(key.clone(), "cli");
+        let request = InfraRequest { instances: specs, confirmed, unresolved };
+        views = agents
+            .post(&master(state)?, "/v1/infrastructure", &request, Duration::from_secs(60))
+            .await
+            .context("master did not take the infrastructure")?;
+    }
     // A snapshot of master once a new instance runs, so a replacement brings its data along.
     let new = views
         .iter()
@@ -150,7 +201,33 @@ pub async fn apply(
     if new && let Err(err) = snapshot_master(config, context, key).await {
         lines.push(format!("no snapshot of master after starting infrastructure: {err:#}"));
     }
+    views.extend(cluster::views(&planned, client_ok).await);
     Ok((views, lines))
+}
+
+/// Renders and checks the objects of the instances that run in the cluster, so a template the
+/// schemas refuse stops `--orchestrate` before anything changes.
+pub fn check_cluster(context: &Context, config: &Config, key: &FleetKey) -> anyhow::Result<()> {
+    let (specs, _, _) = specs(config, key);
+    for (instance, spec) in specs.iter().filter(|(_, spec)| in_cluster(spec)) {
+        cluster::objects(context, config, key, instance, spec)?;
+    }
+    Ok(())
+}
+
+/// What runs in the cluster now, for `--status`; an error names why the cluster cannot say.
+pub async fn cluster_views(context: &Context, config: &Config) -> Result<Vec<InfraView>, String> {
+    if cluster_instances(config).is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = context.fleet_key().map_err(|err| format!("{err:#}"))?;
+    let (specs, _, _) = specs(config, &key);
+    let in_cluster: Vec<_> = specs.into_iter().filter(|(_, spec)| in_cluster(spec)).collect();
+    let (planned, client) = cluster::plan(context, config, &key, &in_cluster, false)
+        .await
+        .map_err(|err| format!("{err:#}"))?;
+    let client = client?;
+    Ok(cluster::views(&planned, Some(&client)).await)
 }
 
 /// `--restart-infra NAME PROJECT ENVIRONMENT`.
@@ -164,6 +241,22 @@ pub async fn restart(
     let key = context.fleet_key()?;
     let project_env = fleet::model::project_env(project, environment);
     let instance_key = format!("{name} {project_env}");
+    let config = context.load_config()?;
+    if let Some(instance) = cluster_instances(&config)
+        .into_iter()
+        .find(|i| i.name == name && i.project_env == project_env)
+    {
+        let (namespace, object) = cluster::place(&config, &instance);
+        cluster::restart(&config, &namespace, &object).await?;
+        if context.json {
+            output::print_json(&serde_json::json!({"restarted": format!("{namespace}/{object}")}));
+        } else {
+            crate::say!(
+                "{name} for {project_env} restarted in the cluster ({namespace}/{object})."
+            );
+        }
+        return Ok(());
+    }
     let client = AgentClient::new(key, "cli");
     let views: Vec<InfraView> = match client
         .post(
@@ -198,7 +291,11 @@ pub fn rows(views: &[InfraView]) -> Vec<Vec<String>> {
                 format!("{:?}", v.kind).to_lowercase(),
                 v.project_env.clone(),
                 v.port.to_string(),
-                v.image.clone().unwrap_or_else(|| "process".into()),
+                match (&v.image, &v.cluster) {
+                    (Some(image), Some(place)) => format!("{image} in {place}"),
+                    (Some(image), None) => image.clone(),
+                    (None, _) => "process".into(),
+                },
                 v.state.clone(),
                 if v.healthy { "healthy".into() } else { "not answering".into() },
                 v.pending.clone().unwrap_or_default(),
