@@ -161,12 +161,25 @@ impl Engine {
     /// Pulls `reference` (`redis:7-alpine`) from its registry.
     pub async fn pull(&self, reference: &str) -> Result<(), EngineError> {
         let options = CreateImageOptionsBuilder::new().from_image(reference).build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
-        let what = format!("pull {reference}");
+        let stream = self.docker.create_image(Some(options), None, None);
+        self.follow(stream, format!("pull {reference}"), |info| {
+            info.error_detail.map(|d| d.message)
+        })
+        .await
+    }
+
+    /// Reads a progress stream to its end; the first error it reports fails `what`.
+    async fn follow<T>(
+        &self,
+        stream: impl futures_util::Stream<Item = Result<T, bollard::errors::Error>>,
+        what: String,
+        error_of: impl Fn(T) -> Option<Option<String>>,
+    ) -> Result<(), EngineError> {
+        let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
             let info = item.map_err(self.api(what.clone()))?;
-            if let Some(detail) = info.error_detail {
-                let reason = detail.message.unwrap_or_default();
+            if let Some(reason) = error_of(info) {
+                let reason = reason.unwrap_or_default();
                 return Err(EngineError::Api { engine: self.name, what, reason });
             }
         }
@@ -186,18 +199,9 @@ impl Engine {
     /// Loads images saved by [`Engine::save`].
     pub async fn load(&self, archive: Vec<u8>) -> Result<(), EngineError> {
         let body = bollard::body_full(archive.into());
-        let mut stream = self.docker.import_image(ImportImageOptions::default(), body, None);
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(self.api("load an image"))?;
-            if let Some(detail) = info.error_detail {
-                return Err(EngineError::Api {
-                    engine: self.name,
-                    what: "load an image".into(),
-                    reason: detail.message.unwrap_or_default(),
-                });
-            }
-        }
-        Ok(())
+        let stream = self.docker.import_image(ImportImageOptions::default(), body, None);
+        self.follow(stream, "load an image".into(), |info| info.error_detail.map(|d| d.message))
+            .await
     }
 
     /// Names the image `repository:tag` (again), so the name is sure to mean this image.
@@ -220,16 +224,9 @@ impl Engine {
             ..Default::default()
         });
         let options = PushImageOptionsBuilder::new().tag(tag).build();
-        let mut stream = self.docker.push_image(repository, Some(options), credentials);
+        let stream = self.docker.push_image(repository, Some(options), credentials);
         let what = format!("push {repository}:{tag}");
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(self.api(what.clone()))?;
-            if let Some(detail) = info.error_detail {
-                let reason = detail.message.unwrap_or_default();
-                return Err(EngineError::Api { engine: self.name, what, reason });
-            }
-        }
-        Ok(())
+        self.follow(stream, what, |info| info.error_detail.map(|d| d.message)).await
     }
 
     /// Removes the images labelled with `workspace` that `keep` does not name; an image a
