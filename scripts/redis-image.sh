@@ -17,14 +17,14 @@ if [ -z "$server" ]; then
   echo "no redis-server here: install Debian's redis-server package" >&2
   exit 1
 fi
-server="$(readlink -f "$server")"
+binary="$(readlink -f "$server")"
 
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/local/bin" "$root/tmp" "$root/etc" "$root/data"
 chmod 1777 "$root/tmp"
-cp "$server" "$root/usr/local/bin/redis-server"
-ldd "$server" | grep -oE '/[^ ]+\.so[^ ]*' | sort -u | while read -r library; do
+cp "$binary" "$root/usr/local/bin/redis-server"
+ldd "$binary" | grep -oE '/[^ ]+\.so[^ ]*' | sort -u | while read -r library; do
   cp -L --parents "$library" "$root"
 done
 echo 'root:x:0:0:root:/root:/nonexistent' >"$root/etc/passwd"

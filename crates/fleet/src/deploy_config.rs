@@ -455,9 +455,21 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
             ));
         }
         if let Some(image) = &infra.image
-            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
+            && !is_image_reference(image)
         {
-            return Err((format!("{at}.image"), format!("{image:?} is not an image reference")));
+            return Err((
+                format!("{at}.image"),
+                format!(
+                    "{image:?} is not an image reference such as \"redis:7-alpine\" or \
+                     \"registry.example.com/team/redis:7\" (lower case, no spaces)"
+                ),
+            ));
+        }
+        let projects = infra.projects.iter().flatten();
+        if let Some(twice) =
+            projects.clone().find(|p| projects.clone().filter(|q| q == p).count() > 1)
+        {
+            return Err((format!("{at}.projects"), format!("names {twice:?} twice")));
         }
     }
     for (project, project_config) in &config.projects {
@@ -524,7 +536,99 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
             }
         }
     }
+    check_variable_clashes(config)
+}
+
+/// Refuses an infrastructure service whose variables (`NAME_HOST`, `NAME_PORT`,
+/// `NAME_PASSWORD`) would overwrite a variable of a service that uses it: one the agent sets, or
+/// one of its secrets.
+fn check_variable_clashes(config: &DeploymentConfig) -> Result<(), (String, String)> {
+    const SET_BY_THE_AGENT: [&str; 5] = ["HOST", "PORT", "VERSION", "PROJECT", "SERVICE"];
+    let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+    for (name, infra) in &config.infrastructure {
+        let prefix = names::env_prefix(name);
+        let mut variables = vec![format!("{prefix}_HOST"), format!("{prefix}_PORT")];
+        if infra.password_secret.is_some() {
+            variables.push(format!("{prefix}_PASSWORD"));
+        }
+        for variable in variables {
+            let at = format!("infrastructure.{name}");
+            if SET_BY_THE_AGENT.contains(&variable.as_str()) {
+                return Err((at, format!("its variable {variable} is one the agent sets itself")));
+            }
+            if let Some(other) = claimed.insert(variable.clone(), name.clone()) {
+                return Err((
+                    at,
+                    format!("its variable {variable} is infrastructure.{other}'s too"),
+                ));
+            }
+            for project in crate::infrastructure::projects_of(config, infra) {
+                let Some(project_config) = config.projects.get(project) else { continue };
+                for (service, service_config) in &project_config.services {
+                    if service_config.secrets.iter().any(|s| names::env_prefix(s) == variable) {
+                        return Err((
+                            at,
+                            format!(
+                                "its variable {variable} would replace the secret of the same \
+                                 name that projects.{project}.services.{service} is given; rename \
+                                 one of them"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
     Ok(())
+}
+
+/// Whether `reference` reads as an image reference: `[registry/]path[:tag][@digest]`, the path
+/// in lower case.
+fn is_image_reference(reference: &str) -> bool {
+    let (name, digest) = match reference.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (reference, None),
+    };
+    if let Some(digest) = digest {
+        let valid = digest.split_once(':').is_some_and(|(algorithm, hex)| {
+            !algorithm.is_empty() && hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        if !valid {
+            return false;
+        }
+    }
+    // A tag follows the last ':' after the last '/' (a registry's port comes before a '/').
+    let last_part = name.rsplit('/').next().unwrap_or(name);
+    let (path, tag) = match last_part.rsplit_once(':') {
+        Some((_, tag)) => (&name[..name.len() - tag.len() - 1], Some(tag)),
+        None => (name, None),
+    };
+    if let Some(tag) = tag {
+        let valid = !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with(['.', '-'])
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !valid {
+            return false;
+        }
+    }
+    let mut parts: Vec<&str> = path.split('/').collect();
+    // The first part is a registry when it has a '.' or a ':' or is localhost.
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        let registry = parts.remove(0);
+        if registry.is_empty() || registry.chars().any(|c| c.is_whitespace() || c == '@') {
+            return false;
+        }
+    }
+    !parts.is_empty()
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        })
 }
 
 fn check_environments(at: &str, environments: &[String]) -> Result<(), (String, String)> {
@@ -653,6 +757,45 @@ mod tests {
                 .contains("at infrastructure.redis.image: \"redis 7\" is not an image reference"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn image_references_are_read_as_registries_read_them() {
+        for good in [
+            "redis",
+            "redis:7-alpine",
+            "library/redis:7",
+            "registry.example.com:5000/team/redis:7.2",
+            "localhost/redis",
+            "redis@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(is_image_reference(good), "{good}");
+        }
+        for bad in
+            ["", "redis 7", "Trial/REDIS:7", "redis:", "redis:-x", "/redis", "redis@sha256:12"]
+        {
+            assert!(!is_image_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_infrastructure_variable_may_not_replace_a_services_secret() {
+        let message = refusal(
+            r#"{"projects": {"app": {"services": {"api": {"secrets": ["db_password"]}}}},
+                "infrastructure": {"db": {"kind": "database", "password_secret": "pg",
+                    "process": {"command": "postgres"}}}}"#,
+        );
+        assert!(
+            message.contains(
+                "at infrastructure.db: its variable DB_PASSWORD would replace the secret"
+            ),
+            "{message}"
+        );
+        let message = refusal(
+            r#"{"infrastructure": {"a": {"kind": "cache", "process": {"command": "x"}},
+                "A": {"kind": "cache", "process": {"command": "x"}}}}"#,
+        );
+        assert!(message.contains("infrastructure name") || message.contains("too"), "{message}");
     }
 
     #[test]

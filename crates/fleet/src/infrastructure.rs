@@ -5,7 +5,10 @@
 //! is known without a registry and stays the same as projects come and go. The defaults lie
 //! above the range application ports and the system's ephemeral ports use.
 
+use std::collections::BTreeMap;
+
 use crate::DeploymentConfig;
+use crate::State;
 use crate::deploy_config::{InfraConfig, InfraKind};
 use crate::model::project_env;
 use crate::ports::hash_port;
@@ -43,32 +46,73 @@ pub fn projects_of<'a>(config: &'a DeploymentConfig, infra: &'a InfraConfig) -> 
     }
 }
 
-/// Every instance the configuration asks for, sorted by name and project-environment. Two
-/// instances whose hashes meet are told apart by probing upwards, in that fixed order.
-pub fn instances(config: &DeploymentConfig) -> Vec<Instance> {
-    let mut taken: Vec<u16> = Vec::new();
+/// Every instance the configuration asks for, sorted by name and project-environment, on the
+/// ports `state` records for them. An instance not recorded yet gets the port its hash gives,
+/// probing upwards past every port that is taken: another instance's, the agents', the load
+/// balancer's and the services'. A recorded port is kept while it lies in the instance's
+/// range, so `base_port` can still move it.
+pub fn instances(config: &DeploymentConfig, state: &State) -> Vec<Instance> {
+    let mut taken: Vec<u16> = vec![config.agent_port, config.load_balancer_port()];
+    taken.extend(
+        state.projects.values().flat_map(|services| services.values()).filter_map(|s| s.port),
+    );
     let mut all = Vec::new();
     for (name, infra) in &config.infrastructure {
         let base = infra.base_port.unwrap_or_else(|| default_base_port(infra.kind));
         for project in projects_of(config, infra) {
             for environment in config.environments_of(project) {
-                let mut port = hash_port(project, &format!("{environment}:{name}"), base, RANGE);
-                while taken.contains(&port) {
-                    port = port.checked_add(1).unwrap_or(base);
-                }
-                taken.push(port);
-                all.push(Instance {
-                    name: name.clone(),
-                    kind: infra.kind,
-                    project: project.to_string(),
-                    environment: environment.clone(),
-                    project_env: project_env(project, environment),
+                let project_env = project_env(project, environment);
+                let recorded = state.infrastructure.get(&format!("{name} {project_env}"));
+                let port = recorded
+                    .copied()
+                    .filter(|port| (base..base.saturating_add(RANGE)).contains(port));
+                all.push((
                     port,
-                });
+                    Instance {
+                        name: name.clone(),
+                        kind: infra.kind,
+                        project: project.to_string(),
+                        environment: environment.clone(),
+                        project_env,
+                        port: port.unwrap_or(base),
+                    },
+                ));
             }
         }
     }
-    all
+    // Recorded ports first, so a new instance never displaces one.
+    for (recorded, instance) in &mut all {
+        if let Some(port) = *recorded {
+            if taken.contains(&port) {
+                *recorded = None;
+            } else {
+                taken.push(port);
+                instance.port = port;
+            }
+        }
+    }
+    for (recorded, instance) in &mut all {
+        if recorded.is_none() {
+            let base = instance.port;
+            let mut port = hash_port(
+                &instance.project,
+                &format!("{}:{}", instance.environment, instance.name),
+                base,
+                RANGE,
+            );
+            while taken.contains(&port) {
+                port = port.checked_add(1).unwrap_or(base);
+            }
+            taken.push(port);
+            instance.port = port;
+        }
+    }
+    all.into_iter().map(|(_, instance)| instance).collect()
+}
+
+/// What `state` records of the instances: each one's port by `name project-env`.
+pub fn recorded(instances: &[Instance]) -> BTreeMap<String, u16> {
+    instances.iter().map(|i| (format!("{} {}", i.name, i.project_env), i.port)).collect()
 }
 
 /// The instances a project-environment's services connect to.
@@ -98,7 +142,7 @@ mod tests {
                     "redis": {"kind": "cache", "projects": ["a"], "process": {"command": "redis-server"}},
                     "pg": {"kind": "database", "process": {"command": "postgres"}}}}"#,
         );
-        let all = instances(&config);
+        let all = instances(&config, &State::default());
         let names: Vec<String> =
             all.iter().map(|i| format!("{} {}", i.name, i.project_env)).collect();
         assert_eq!(
@@ -113,7 +157,7 @@ mod tests {
         ports.sort_unstable();
         ports.dedup();
         assert_eq!(ports.len(), all.len(), "no two instances share a port");
-        assert_eq!(instances(&config), all, "the same every time");
+        assert_eq!(instances(&config, &State::default()), all, "the same every time");
 
         // Another project leaves the existing ports alone.
         let more = self::config(
@@ -126,8 +170,46 @@ mod tests {
         let redis_a = |all: &[Instance]| {
             all.iter().find(|i| i.name == "redis" && i.project_env == "a-prod").map(|i| i.port)
         };
-        assert_eq!(redis_a(&instances(&more)), redis_a(&all));
+        assert_eq!(redis_a(&instances(&more, &State::default())), redis_a(&all));
         assert_eq!(used_by(&all, "a-uat").len(), 2);
+
+        // A recorded port stays, even where a newcomer's hash lands on it.
+        let mut state = State { infrastructure: recorded(&all), ..State::default() };
+        let first = all[0].clone();
+        state
+            .infrastructure
+            .insert(format!("{} {}", first.name, first.project_env), first.port + 7);
+        let kept = instances(&config, &state);
+        assert_eq!(kept[0].port, first.port + 7);
+        assert!(kept[1..].iter().all(|i| i.port != first.port + 7));
         assert_eq!(variable_prefix("search-engine"), "SEARCH_ENGINE");
+    }
+
+    #[test]
+    fn no_instance_lands_on_the_agents_the_load_balancers_or_a_services_port() {
+        let mut config = config(
+            r#"{"provider": "local", "projects": {"a": {}},
+                "infrastructure": {"redis": {"kind": "cache", "process": {"command": "redis-server"}}}}"#,
+        );
+        let mut state = State::default();
+        let free = instances(&config, &state);
+        // Bases that put the first instance exactly on a port that is taken.
+        for taken in [config.agent_port, config.load_balancer_port(), 8123] {
+            let offset = free[0].port - default_base_port(InfraKind::Cache);
+            config.infrastructure.get_mut("redis").expect("there").base_port = Some(taken - offset);
+            state.projects.insert(
+                "a-prod".into(),
+                BTreeMap::from([(
+                    "api".to_string(),
+                    crate::state::ServiceRecord {
+                        port: Some(8123),
+                        assigned_droplets: vec!["web1".into()],
+                        kind: crate::ServiceKind::Web,
+                    },
+                )]),
+            );
+            let all = instances(&config, &state);
+            assert!(all.iter().all(|i| i.port != taken), "{taken}: {all:?}");
+        }
     }
 }

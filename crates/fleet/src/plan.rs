@@ -210,6 +210,7 @@ impl Plan {
             fleet: previous.fleet.clone(),
             projects: self.services.clone(),
             heartbeat: previous.heartbeat.clone(),
+            infrastructure: previous.infrastructure.clone(),
             admin_ip: previous.admin_ip.clone(),
             admin_ip_pinned: previous.admin_ip_pinned,
             additional_ips: previous.additional_ips.clone(),
@@ -367,7 +368,10 @@ fn layout_services(
     desired: &DesiredFleet,
     previous: &State,
 ) -> Result<BTreeMap<String, BTreeMap<String, ServiceRecord>>, PlanError> {
-    let mut book = PortBook::new(&[desired.agent_port, desired.load_balancer_port]);
+    // Infrastructure ports are relayed on every web droplet, so no service may take one.
+    let mut reserved = vec![desired.agent_port, desired.load_balancer_port];
+    reserved.extend(previous.infrastructure.values());
+    let mut book = PortBook::new(&reserved);
     let mut ports_given: HashMap<&ServiceKey, u16> = HashMap::new();
 
     // Ports a service already has come first, so a new project never displaces one. A port is

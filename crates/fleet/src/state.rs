@@ -32,6 +32,10 @@ pub struct State {
     pub projects: BTreeMap<String, BTreeMap<String, ServiceRecord>>,
     #[serde(default)]
     pub heartbeat: HeartbeatConfig,
+    /// The port of each infrastructure instance on master (`redis hostomatic-prod`), kept so
+    /// an instance never moves when others come or go.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub infrastructure: BTreeMap<String, u16>,
     /// The administrator's address (`--update-ip`, `ADMIN_IP`), as a CIDR block.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_ip: Option<String>,
@@ -112,6 +116,7 @@ impl Default for State {
             droplets: BTreeMap::new(),
             projects: BTreeMap::new(),
             heartbeat: HeartbeatConfig::default(),
+            infrastructure: BTreeMap::new(),
             admin_ip: None,
             admin_ip_pinned: false,
             additional_ips: Vec::new(),

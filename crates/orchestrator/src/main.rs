@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use orchestrator::cli::{Cli, RoleCommand};
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,12 +16,14 @@ fn main() -> ExitCode {
         (true, _) | (false, 1) => LevelFilter::INFO,
         (false, 0) => LevelFilter::WARN,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    // The Kubernetes client logs each failed request itself; the command says what failed.
+    let quiet_kube = if cli.verbose >= 2 { level } else { LevelFilter::OFF };
+    let filter = Targets::new().with_default(level).with_target("kube_client", quiet_kube);
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(!is_agent && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    tracing_subscriber::registry().with(output).with(filter).init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(if is_agent { 1 } else { 4 })

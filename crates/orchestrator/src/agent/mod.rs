@@ -168,6 +168,7 @@ pub async fn run(dir: &Path) -> Result<(), AgentError> {
     // A restarted agent works from its last known fleet at once, before anyone pushes again.
     if let Some(update) = replica {
         agent.monitor.sync(&update.state);
+        services.set_master(master_address(&update.state));
         if let Some(lb) = &lb {
             lb.apply(update.state, update.load_balancer).await;
         }
@@ -418,12 +419,18 @@ impl Agent {
             return Err(format!("cannot keep the fleet state: {err}"));
         }
         self.monitor.sync(&update.state);
+        self.services.set_master(master_address(&update.state));
         *self.replica.write().await = Some(update.clone());
         Ok(match &self.lb {
             Some(lb) => Some(lb.apply(update.state, update.load_balancer).await),
             None => None,
         })
     }
+}
+
+/// Where master is in a fleet state.
+fn master_address(state: &fleet::State) -> Option<std::net::IpAddr> {
+    state.master().and_then(|master| master.ip.parse().ok())
 }
 
 /// Checks the peers the topology gives this agent, every second, for as long as it runs.

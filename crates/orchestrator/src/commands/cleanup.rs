@@ -127,6 +127,20 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
             Err(err) => failed.push(format!("{} {}: {err}", item.kind, item.name)),
         }
     }
+    // A replacement of master comes from its newest snapshot: it must not bring the data back.
+    let purged = items.iter().any(|item| {
+        matches!(item.target, Target::InfraData(_))
+            && removed.contains(&format!("{} {}", item.kind, item.name))
+    });
+    if purged {
+        let snapshot = match context.fleet_key() {
+            Ok(key) => super::infrastructure::snapshot_master(&config, context, &key).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = snapshot {
+            failed.push(format!("a new snapshot of master without the removed data: {err:#}"));
+        }
+    }
     if context.json {
         output::print_json(&Outcome {
             dry_run: false,

@@ -74,6 +74,7 @@ impl Context {
                 crate::agent::services::infra::check_templates(
                     &process.command,
                     process.config.as_deref(),
+                    infra.password_secret.is_some(),
                 )
                 .map_err(|(field, why)| {
                     anyhow::anyhow!(

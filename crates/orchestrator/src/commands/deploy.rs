@@ -24,7 +24,7 @@ use sha2::Digest;
 use super::Context;
 use super::config::Config;
 use crate::agent::services::{
-    ContainerImage, DeployAnswer, DeployRefusal, DeployRequest, ServiceSpec,
+    ContainerImage, DeployAnswer, DeployRefusal, DeployRequest, Relay, ServiceSpec,
 };
 use crate::control::sealed;
 use crate::control::{AgentClient, FleetKey};
@@ -63,6 +63,8 @@ struct Target<'a> {
     start_template: (String, String),
     /// Where the project-environment's infrastructure services listen.
     wiring: BTreeMap<String, String>,
+    /// The infrastructure on master the services reach through their droplets' relays.
+    relays: Vec<Relay>,
     /// Which variable (and level) each secret came from, for the deploy's output.
     secret_sources: Vec<String>,
 }
@@ -439,14 +441,17 @@ async fn target<'a>(
 
     // Infrastructure on master: host and port in the open, the password as a secret.
     let mut wiring = BTreeMap::new();
-    let instances = fleet::infrastructure::instances(deploy);
+    let instances = fleet::infrastructure::instances(deploy, &state);
     let master_ip = state.master().map(|m| m.ip.clone()).unwrap_or_default();
-    let in_cluster = super::infrastructure::cluster_instances(config);
+    let in_cluster = super::infrastructure::cluster_instances(config, &state);
+    let mut relays = Vec::new();
     for instance in fleet::infrastructure::used_by(&instances, &project_env) {
         let prefix = fleet::infrastructure::variable_prefix(&instance.name);
         let host = if in_cluster.contains(instance) {
             super::infrastructure::cluster::host(config, instance)
         } else {
+            // Each droplet's agent relays the port to master and names its own address.
+            relays.push(Relay { variable: format!("{prefix}_HOST"), port: instance.port });
             master_ip.clone()
         };
         wiring.insert(format!("{prefix}_HOST"), host);
@@ -504,6 +509,7 @@ async fn target<'a>(
         engine,
         start_template,
         wiring,
+        relays,
         secret_sources: found,
         project: project.to_string(),
         environment: environment.to_string(),
@@ -698,6 +704,7 @@ fn request(
                 .map_or_else(|| config.health_check.clone(), |r| r.health_check.clone()),
             secrets: target.secrets.get(name).cloned().unwrap_or_default(),
             environment: target.wiring.clone(),
+            relays: target.relays.clone(),
         });
     }
     Ok(DeployRequest {

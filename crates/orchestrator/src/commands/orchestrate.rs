@@ -82,7 +82,7 @@ pub async fn converge(
         }
         return Ok(());
     };
-    super::infrastructure::check_cluster(context, config, &key)?;
+    super::infrastructure::check_cluster(context, config, &previous, &key)?;
     if plan.is_destructive() && !context.yes {
         let summary = destructive_summary(&plan);
         confirm(&format!("This plan {summary}. Apply it?"), &format!("the plan {summary}"))?;
@@ -126,6 +126,12 @@ pub async fn converge(
     let mut state = plan.state_after(&observed_after, &previous, provider.name());
     state.fleet = config.deploy.fleet_name.clone();
     record_heartbeat(context, &mut state);
+    if state.master().is_some() {
+        let instances = fleet::infrastructure::instances(&config.deploy, &state);
+        state.infrastructure = fleet::infrastructure::recorded(&instances);
+    } else {
+        state.infrastructure.clear();
+    }
     super::addresses::sync(&mut state, super::addresses::wanted(&config.env)?);
     let changed = !same_ignoring_time(&state, &previous);
     if changed {

@@ -170,12 +170,17 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         }
     }
     let mut infrastructure = infrastructure(&observed).await;
-    match super::infrastructure::cluster_views(context, &config).await {
-        Ok(views) => infrastructure.extend(views),
+    match super::infrastructure::cluster_views(context, &config, &state).await {
+        Ok((views, unreachable)) => {
+            infrastructure.extend(views);
+            if let Some(err) = unreachable {
+                issues.push(format!("infrastructure in the Kubernetes cluster: {err}"));
+            }
+        }
         Err(err) => issues.push(format!("infrastructure in the Kubernetes cluster: {err}")),
     }
     for instance in &infrastructure {
-        if !instance.healthy {
+        if !instance.healthy && !instance.state.starts_with("unknown") {
             let place = match &instance.cluster {
                 Some(place) => format!("in the cluster ({place})"),
                 None => "on master".into(),

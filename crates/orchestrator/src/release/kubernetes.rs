@@ -329,6 +329,11 @@ pub fn write(dir: &Path, objects: &[Object]) -> anyhow::Result<Vec<PathBuf>> {
 /// The cluster of the user's kubeconfig (`KUBECONFIG`, else `~/.kube/config`, else the one a
 /// pod runs in), in `context` when one is named.
 pub async fn client(context: Option<&str>) -> anyhow::Result<kube::Client> {
+    connect(context).await.map(|(client, _)| client)
+}
+
+/// The same, with the address of the cluster's API server, for messages.
+pub async fn connect(context: Option<&str>) -> anyhow::Result<(kube::Client, String)> {
     let config = match context {
         Some(context) => {
             let options = kube::config::KubeConfigOptions {
@@ -343,7 +348,9 @@ pub async fn client(context: Option<&str>) -> anyhow::Result<kube::Client> {
             "no Kubernetes cluster is configured: set KUBECONFIG or write ~/.kube/config",
         )?,
     };
-    kube::Client::try_from(config).context("cannot make a client for the cluster")
+    let url = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config).context("cannot make a client for the cluster")?;
+    Ok((client, url))
 }
 
 /// Applies the objects in order, then waits until every Deployment among them has rolled out.

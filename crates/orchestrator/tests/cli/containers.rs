@@ -491,6 +491,23 @@ fn on_docker_redis_moves_into_a_container_once_confirmed_keeps_its_data_and_outl
         now.len() == 2 && now != first && redis_answers(&address)
     });
     assert_eq!(redis(&address, Some(REDIS_PASSWORD), &["GET", "kept"]), ["+OK", "yes"]);
+
+    // An image that cannot be had stops nothing: the running container stays (the registry
+    // named is on this machine, where nothing listens).
+    let restarted = on_master();
+    let path = fleet.path().join("config/deployment_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("reads")).expect("json");
+    config["infrastructure"]["redis"]["image"] = "127.0.0.1:1/orchestrator-example/none:1".into();
+    std::fs::write(&path, config.to_string()).expect("writes");
+    let said = fleet.ok(&["--orchestrate", "--yes"]);
+    assert!(said.contains(&format!("from {REDIS_IMAGE} to 127.0.0.1:1/")), "{said}");
+    assert!(
+        said.contains("not restarted: 127.0.0.1:1/orchestrator-example/none:1 is not on"),
+        "{said}"
+    );
+    assert_eq!(on_master(), restarted, "{said}");
+    assert!(redis_answers(&address));
 }
 
 fn redis_answers(address: &str) -> bool {

@@ -226,17 +226,37 @@ fn a_lost_password_or_a_broken_definition_never_stops_a_running_redis() {
     project.fleet.write(".env", SECRETS);
 
     // A template that cannot be rendered is refused before anything changes.
+    // So is one that cannot start, or would start Redis without its password.
     let path = project.fleet.path().join("config/deployment_config.json");
     let original = std::fs::read_to_string(&path).expect("reads");
+    for (field, value, said) in [
+        ("config", "port {{ nosuch }}\n", "config: the template cannot be rendered"),
+        (
+            "command",
+            "redis-server \"{{ config_file }}",
+            "command: the template cannot be rendered (it has an unclosed quote)",
+        ),
+        (
+            "config",
+            "port {{ port }}\n",
+            "config: the template cannot be rendered (password_secret is set but the configuration never uses {{ password }}",
+        ),
+    ] {
+        let mut config: serde_json::Value = serde_json::from_str(&original).expect("json");
+        config["infrastructure"]["redis"]["process"][field] = value.into();
+        std::fs::write(&path, config.to_string()).expect("writes");
+        let refused = project.fleet.fails(&["--orchestrate", "--yes"]);
+        assert!(refused.contains(&format!("at infrastructure.redis.process.{said}")), "{refused}");
+    }
+    // A password written into the command itself would show in every process listing.
     let mut config: serde_json::Value = serde_json::from_str(&original).expect("json");
-    config["infrastructure"]["redis"]["process"]["config"] = "port {{ nosuch }}\n".into();
+    config["infrastructure"]["redis"]["process"]["command"] =
+        format!("redis-server {{{{ config_file }}}} --masterauth {REDIS_PASSWORD}").into();
     std::fs::write(&path, config.to_string()).expect("writes");
-    let refused = project.fleet.fails(&["--orchestrate", "--yes"]);
+    let said = project.fleet.ok(&["--orchestrate", "--yes"]);
+    assert!(said.contains("its command holds its password"), "{said}");
+    assert!(!said.contains(REDIS_PASSWORD), "{said}");
     std::fs::write(&path, original).expect("writes");
-    assert!(
-        refused.contains("at infrastructure.redis.process.config: the template cannot be rendered"),
-        "{refused}"
-    );
     assert_eq!(instance(&project, "hostomatic-prod")["pid"], pid);
     assert_eq!(instance(&project, "hostomatic-prod")["healthy"], true);
 }
@@ -319,5 +339,41 @@ fn on_kubernetes_redis_becomes_a_checked_stateful_set_with_its_password_in_a_sec
     assert!(
         issues.contains("infrastructure in the Kubernetes cluster: the Kubernetes cluster"),
         "{issues}"
+    );
+}
+
+#[test]
+fn after_master_is_replaced_the_backend_reaches_redis_again_without_a_redeploy() {
+    if !have_redis() {
+        return;
+    }
+    let project = Project::new();
+    let fleet = &project.fleet;
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let health = || http_get(&format!("{}health", project.route("uat", "backend")));
+    eventually(20, "the backend reaches Redis", || health().contains("\"redis\": \"PONG\""));
+    let before = fleet.state().droplets["master"].clone();
+    let dir = fleet.path().join(".local-cloud/droplets").join(&before.id);
+    let pid = orchestrator::provider::local::manifest::running_agent(&dir).expect("runs");
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .expect("kills");
+
+    // The web droplets replace master from its snapshot; Redis comes back there, at master's
+    // new address, and the services find it through their droplets' relays.
+    eventually(60, "a new master", || {
+        let status = fleet.json(&["--status"]);
+        let master =
+            status["droplets"].as_array().into_iter().flatten().find(|d| d["name"] == "master");
+        master.is_some_and(|m| m["ip"] != before.ip.as_str() && m["health"] == "healthy")
+    });
+    let said = fleet.ok(&["--orchestrate"]);
+    assert!(said.contains("master was replaced while you were away"), "{said}");
+    eventually(30, "the backend reaches Redis on the new master", || {
+        health().contains("\"redis\": \"PONG\"")
+    });
+    assert_eq!(
+        project.releases("uat")["releases"].as_array().map(Vec::len),
+        Some(1),
+        "no redeploy"
     );
 }

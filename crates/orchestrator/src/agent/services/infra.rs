@@ -165,6 +165,25 @@ impl Supervisor {
                 }
             }
         }
+        // A replacement that cannot start (its image missing and not to be pulled) leaves the
+        // running instance alone rather than stopping it for nothing.
+        let mut blocked = Vec::new();
+        for spec in &to_start {
+            let replaces = to_stop.contains(&spec.key());
+            if replaces && let Err(err) = self.can_start(spec).await {
+                blocked.push((spec.key(), format!("not restarted: {err}")));
+            }
+        }
+        if !blocked.is_empty() {
+            let mut units = self.infra.lock().expect("not poisoned");
+            for (key, why) in &blocked {
+                if let Some(unit) = units.get_mut(key) {
+                    unit.pending = Some(why.clone());
+                }
+            }
+        }
+        to_stop.retain(|key| !blocked.iter().any(|(k, _)| k == key));
+        to_start.retain(|spec| !blocked.iter().any(|(k, _)| *k == spec.key()));
         for key in to_stop {
             let unit = self.infra.lock().expect("not poisoned").remove(&key);
             if let Some(unit) = unit {
@@ -205,6 +224,30 @@ impl Supervisor {
         for spec in self.kept_infrastructure() {
             self.start_infra(spec).await;
         }
+    }
+
+    /// Whether the instance could start now: its command splits, and its image is on this
+    /// droplet's engine (pulled if it was not).
+    async fn can_start(&self, spec: &InfraSpec) -> Result<(), String> {
+        let places = Places {
+            host: self.address.to_string(),
+            port: spec.port,
+            data_dir: String::new(),
+            config_file: String::new(),
+        };
+        let command = places.render(&spec.command, None)?;
+        shlex::split(&command).ok_or("its command has an unclosed quote")?;
+        let Some(image) = &spec.image else { return Ok(()) };
+        let engine = self.engine(image.engine).await?;
+        if engine.image_id(&image.reference).await.map_err(|e| e.to_string())?.is_none() {
+            engine.pull(&image.reference).await.map_err(|err| {
+                format!(
+                    "{} is not on this droplet's engine and cannot be pulled: {err}",
+                    image.reference
+                )
+            })?;
+        }
+        Ok(())
     }
 
     async fn start_infra(&self, spec: InfraSpec) {
@@ -501,8 +544,14 @@ impl Places {
 }
 
 /// Renders an instance's templates with stand-in values, so a definition that cannot run is
-/// refused before anything stops; the error says which template and why.
-pub fn check_templates(command: &str, config: Option<&str>) -> Result<(), (&'static str, String)> {
+/// refused before anything stops; the error says which template and why. With
+/// `password_secret` set, the configuration must take the password: a server started without
+/// it would run open to anyone.
+pub fn check_templates(
+    command: &str,
+    config: Option<&str>,
+    has_password: bool,
+) -> Result<(), (&'static str, String)> {
     let values = minijinja::context! {
         host => "127.0.0.1",
         port => 1u16,
@@ -518,10 +567,29 @@ pub fn check_templates(command: &str, config: Option<&str>) -> Result<(), (&'sta
             err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
         )
     };
-    environment.render_str(command, values.clone()).map_err(|e| ("command", describe(e)))?;
-    if let Some(config) = config {
-        let with_password = minijinja::context! { password => "stand-in", ..values };
-        environment.render_str(config, with_password).map_err(|e| ("config", describe(e)))?;
+    let rendered =
+        environment.render_str(command, values.clone()).map_err(|e| ("command", describe(e)))?;
+    if shlex::split(&rendered).is_none() {
+        return Err(("command", "it has an unclosed quote".into()));
+    }
+    const STAND_IN: &str = "stand-in-password-3f9c";
+    let taken = match config {
+        Some(config) => {
+            let with_password = minijinja::context! { password => STAND_IN, ..values };
+            let text = environment
+                .render_str(config, with_password)
+                .map_err(|e| ("config", describe(e)))?;
+            text.contains(STAND_IN)
+        }
+        None => false,
+    };
+    if has_password && !taken {
+        return Err((
+            "config",
+            "password_secret is set but the configuration never uses {{ password }}, so the \
+             server would run without one"
+                .into(),
+        ));
     }
     Ok(())
 }

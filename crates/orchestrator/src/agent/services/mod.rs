@@ -12,6 +12,7 @@
 pub mod front;
 pub mod infra;
 mod instance;
+mod relay;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +71,18 @@ pub struct ServiceSpec {
     /// Variables that are not secret, such as where the infrastructure services listen.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Infrastructure on master the service reaches through this droplet's relays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<Relay>,
+}
+
+/// An infrastructure instance on master, reached through a relay on the service's droplet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relay {
+    /// The variable that names the host (`REDIS_HOST`): this droplet's own address.
+    pub variable: String,
+    /// The instance's port, here and on master.
+    pub port: u16,
 }
 
 /// An image, and the engine that runs it.
@@ -134,6 +147,7 @@ pub struct Supervisor {
     units: Mutex<BTreeMap<(String, String), Unit>>,
     fronts: Mutex<BTreeMap<u16, Arc<Front>>>,
     infra: Mutex<BTreeMap<String, infra::InfraUnit>>,
+    relays: relay::Relays,
 }
 
 /// The running version of one service.
@@ -168,7 +182,13 @@ impl Supervisor {
             units: Mutex::new(BTreeMap::new()),
             fronts: Mutex::new(BTreeMap::new()),
             infra: Mutex::new(BTreeMap::new()),
+            relays: relay::Relays::new(address),
         }
+    }
+
+    /// Where master is now, for the relays to its infrastructure.
+    pub fn set_master(&self, address: Option<IpAddr>) {
+        self.relays.set_master(address);
     }
 
     fn artifact_path(&self, digest: &str) -> PathBuf {
@@ -381,6 +401,7 @@ impl Supervisor {
 
     /// Stops every service (the agent is stopping; the droplet goes down with it).
     pub async fn stop_all(&self) {
+        self.relays.stop_all();
         let units: Vec<Unit> =
             std::mem::take(&mut *self.units.lock().expect("not poisoned")).into_values().collect();
         for unit in units {
@@ -486,6 +507,15 @@ impl Supervisor {
             ServiceKind::Worker => None,
         };
         environment.extend(spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Master's own services reach its infrastructure directly; the others through a relay
+        // here that follows master wherever it goes.
+        for relay in &spec.relays {
+            if self.droplet != fleet::model::MASTER {
+                self.relays.ensure(relay.port).await?;
+            }
+            environment.retain(|(name, _)| *name != relay.variable);
+            environment.push((relay.variable.clone(), self.address.to_string()));
+        }
         let key = self.key.as_ref().ok_or("this droplet has no fleet key to open secrets with")?;
         for (variable, value) in &spec.secrets {
             let secret = sealed::open(key, &format!("secret {variable}"), value)

@@ -99,7 +99,7 @@ pub async fn plan(
     for item in &mut planned {
         match ask(kubernetes::stateful_set(&client, &item.namespace, &item.name)).await {
             Ok(found) => item.found = found,
-            Err(err) => return Ok((planned, Err(err))),
+            Err(err) => return Ok((planned, Err(format!("the Kubernetes cluster {err}")))),
         }
     }
     Ok((planned, Ok(client)))
@@ -131,21 +131,23 @@ pub async fn apply(
     lines
 }
 
-/// What each instance in the cluster is doing now.
+/// What each instance in the cluster is doing now; without a client, unknown.
 pub async fn views(planned: &[Planned], client: Option<&kube::Client>) -> Vec<InfraView> {
     let mut views = Vec::new();
     for item in planned {
         let found = match client {
             Some(client) => ask(kubernetes::stateful_set(client, &item.namespace, &item.name))
                 .await
-                .unwrap_or(None),
-            None => item.found.clone(),
+                .map_err(|err| format!("the cluster {err}")),
+            None => Err("the cluster does not answer".to_string()),
         };
         let (state, healthy) = match &found {
-            Some((_, true)) => ("running", true),
-            Some((_, false)) => ("starting", false),
-            None => ("not in the cluster", false),
+            Ok(Some((_, true))) => ("running".to_string(), true),
+            Ok(Some((_, false))) => ("starting".to_string(), false),
+            Ok(None) => ("not in the cluster".to_string(), false),
+            Err(err) => (format!("unknown: {err}"), false),
         };
+        let found = found.ok().flatten();
         let pending = match &found {
             Some((fingerprint, _)) if fingerprint.as_deref() != Some(&item.spec.fingerprint()) => {
                 Some("changed; restarts once confirmed".to_string())
@@ -159,7 +161,7 @@ pub async fn views(planned: &[Planned], client: Option<&kube::Client>) -> Vec<In
             port: item.spec.port,
             fingerprint: item.spec.fingerprint(),
             pid: None,
-            state: state.to_string(),
+            state,
             restarts: 0,
             healthy,
             pending,
@@ -175,7 +177,7 @@ pub async fn restart(config: &Config, namespace: &str, name: &str) -> anyhow::Re
     let client = connect(config).await.map_err(anyhow::Error::msg)?;
     ask(kubernetes::restart_stateful_set(&client, namespace, name))
         .await
-        .map_err(anyhow::Error::msg)?;
+        .map_err(|err| anyhow::anyhow!("the Kubernetes cluster {err}"))?;
     kubernetes::wait_stateful_set_ready(&client, namespace, name, READY)
         .await
         .map_err(anyhow::Error::msg)
@@ -188,23 +190,34 @@ pub fn place(config: &Config, instance: &Instance) -> (String, String) {
 
 async fn connect(config: &Config) -> Result<kube::Client, String> {
     let context = config.deploy.kubernetes.context.as_deref();
-    let client = kubernetes::client(context).await.map_err(|err| format!("{err:#}"))?;
+    let (client, url) = kubernetes::connect(context).await.map_err(|err| format!("{err:#}"))?;
     // A first question, so an unreachable cluster is named once rather than per instance.
-    ask(client.apiserver_version()).await?;
+    ask(client.apiserver_version())
+        .await
+        .map_err(|err| format!("the Kubernetes cluster at {url} {err}"))?;
     Ok(client)
 }
 
-/// One question to the cluster, within [`ANSWER`].
+/// One question to the cluster, within [`ANSWER`]; an error says "does not answer" or
+/// "refused" and why.
 async fn ask<T>(
     question: impl std::future::Future<Output = Result<T, kube::Error>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(ANSWER, question).await {
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(err)) => Err(format!("the Kubernetes cluster refused: {err}")),
-        Err(_) => {
-            Err(format!("the Kubernetes cluster did not answer within {} s", ANSWER.as_secs()))
-        }
+        Ok(Err(kube::Error::Api(status))) => Err(format!("refused: {}", status.message)),
+        Ok(Err(err)) => Err(format!("does not answer: {}", root_cause(&err))),
+        Err(_) => Err(format!("does not answer within {} s", ANSWER.as_secs())),
     }
+}
+
+/// The innermost reason of an error: "Connection refused" rather than "client error (Connect)".
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// An instance's objects: its namespace, the Secret holding its configuration file, then what
@@ -289,6 +302,20 @@ pub(super) fn objects(
         Err(err) => bail!("cannot read {}: {err}", path.display()),
     };
     let subject = format!("{} for {}", instance.name, instance.project_env);
-    all.extend(kubernetes::render(&origin, &template, &subject, &namespace, &inputs)?);
+    let rendered = kubernetes::render(&origin, &template, &subject, &namespace, &inputs)?;
+    for kind in ["StatefulSet", "Service"] {
+        let made = rendered.iter().any(|object| {
+            let value = object.to_value();
+            value["kind"] == kind && value["metadata"]["name"] == inputs.name.as_str()
+        });
+        if !made {
+            bail!(
+                "{origin} rendered for {subject}: it makes no {kind} named {} (the services reach \
+                 the instance through it)",
+                inputs.name
+            );
+        }
+    }
+    all.extend(rendered);
     Ok(all)
 }

@@ -27,11 +27,11 @@ use crate::secrets;
 type Specs = (Vec<(Instance, InfraSpec)>, Vec<String>, Vec<String>);
 
 /// The instances to run, and a line for each one that cannot run, saying why.
-pub fn specs(config: &Config, key: &FleetKey) -> Specs {
+pub fn specs(config: &Config, state: &State, key: &FleetKey) -> Specs {
     let mut specs = Vec::new();
     let mut problems = Vec::new();
     let mut unresolved = Vec::new();
-    for instance in fleet::infrastructure::instances(&config.deploy) {
+    for instance in fleet::infrastructure::instances(&config.deploy, state) {
         let definition = &config.deploy.infrastructure[&instance.name];
         let Some(process) = &definition.process else {
             problems.push(format!(
@@ -48,6 +48,19 @@ pub fn specs(config: &Config, key: &FleetKey) -> Specs {
                     &instance.environment,
                     secret,
                 ) {
+                    Ok(found)
+                        if found.value.expose().len() >= 6
+                            && process.command.contains(found.value.expose()) =>
+                    {
+                        problems.push(format!(
+                            "{} for {} is not started (or left as it runs): its command holds its \
+                             password, which would show in every process listing; write it into \
+                             infrastructure.{}.process.config as {{{{ password }}}}",
+                            instance.name, instance.project_env, instance.name
+                        ));
+                        unresolved.push(format!("{} {}", instance.name, instance.project_env));
+                        continue;
+                    }
                     Ok(found) => Some(sealed::seal(
                         key,
                         &infra::password_purpose(&instance.name, &instance.project_env),
@@ -88,14 +101,37 @@ fn image_of(config: &Config, definition: &InfraConfig) -> Option<InfraImage> {
     Some(InfraImage { reference, engine })
 }
 
+/// What differs between a running instance and its definition now, in a few words.
+fn what_changed(running: &InfraView, wanted: &InfraSpec) -> String {
+    let runs_as =
+        |image: Option<&str>| image.map_or_else(|| "a process".to_string(), str::to_string);
+    let mut differences = Vec::new();
+    let wanted_image = wanted.image.as_ref().map(|i| i.reference.as_str());
+    if running.image.as_deref() != wanted_image {
+        differences.push(format!(
+            "from {} to {}",
+            runs_as(running.image.as_deref()),
+            runs_as(wanted_image)
+        ));
+    }
+    if running.port != wanted.port {
+        differences.push(format!("port {} to {}", running.port, wanted.port));
+    }
+    if differences.is_empty() {
+        "its command or configuration changed".into()
+    } else {
+        format!("changed {}", differences.join(", "))
+    }
+}
+
 /// Whether an instance runs in the Kubernetes cluster rather than on master.
 fn in_cluster(spec: &InfraSpec) -> bool {
     spec.image.as_ref().is_some_and(|i| i.engine == Platform::Kubernetes)
 }
 
 /// The instances of the configuration that run in the Kubernetes cluster.
-pub fn cluster_instances(config: &Config) -> Vec<Instance> {
-    fleet::infrastructure::instances(&config.deploy)
+pub fn cluster_instances(config: &Config, state: &State) -> Vec<Instance> {
+    fleet::infrastructure::instances(&config.deploy, state)
         .into_iter()
         .filter(|i| {
             let definition = &config.deploy.infrastructure[&i.name];
@@ -129,7 +165,7 @@ pub async fn apply(
         // No fleet (it was just emptied): nothing runs, and nothing can.
         return Ok((Vec::new(), Vec::new()));
     }
-    let (specs, mut lines, unresolved) = specs(config, key);
+    let (specs, mut lines, unresolved) = specs(config, state, key);
     let (in_cluster, on_master): (Vec<_>, Vec<_>) =
         specs.into_iter().partition(|(_, spec)| in_cluster(spec));
     let specs: Vec<InfraSpec> = on_master.into_iter().map(|(_, spec)| spec).collect();
@@ -151,22 +187,23 @@ pub async fn apply(
     for view in &running {
         let key = format!("{} {}", view.name, view.project_env);
         match specs.iter().find(|s| s.key() == key) {
-            Some(spec) if spec.fingerprint() != view.fingerprint => {
-                changes.push((key, "changed: restarts it (its data stays)"))
-            }
+            Some(spec) if spec.fingerprint() != view.fingerprint => changes
+                .push((key, format!("{}: restarts it (its data stays)", what_changed(view, spec)))),
             Some(_) => {}
             None if unresolved.contains(&key) => {}
-            None if planned.iter().any(|item| item.key == key) => changes
-                .push((key, "runs in the cluster now: stops it on master (its data there stays)")),
-            None => changes.push((key, "no longer configured: stops it (its data stays)")),
+            None if planned.iter().any(|item| item.key == key) => changes.push((
+                key,
+                "runs in the cluster now: stops it on master (its data there stays)".into(),
+            )),
+            None => changes.push((key, "no longer configured: stops it (its data stays)".into())),
         }
     }
     for item in planned.iter().filter(|item| item.changed()) {
-        changes.push((item.key.clone(), "changed: restarts its pod (its volume stays)"));
+        changes.push((item.key.clone(), "changed: restarts its pod (its volume stays)".into()));
     }
     let mut confirmed = Vec::new();
     if !changes.is_empty() {
-        let rows = changes.iter().map(|(key, what)| vec![key.clone(), what.to_string()]);
+        let rows = changes.iter().map(|(key, what)| vec![key.clone(), what.clone()]);
         crate::say!("{}", output::table(["INFRASTRUCTURE", "CHANGE"], rows));
         let agreed = context.yes
             || (std::io::stdin().is_terminal()
@@ -194,12 +231,15 @@ pub async fn apply(
             .await
             .context("master did not take the infrastructure")?;
     }
-    // A snapshot of master once a new instance runs, so a replacement brings its data along.
-    let new = views
-        .iter()
-        .any(|v| !running.iter().any(|r| r.name == v.name && r.project_env == v.project_env));
-    if new && let Err(err) = snapshot_master(config, context, key).await {
-        lines.push(format!("no snapshot of master after starting infrastructure: {err:#}"));
+    // A snapshot of master once an instance starts or stops, so a replacement brings the new
+    // one's data along and never brings back one that was stopped.
+    let same = |a: &InfraView, b: &InfraView| a.name == b.name && a.project_env == b.project_env;
+    let started = views.iter().any(|v| !running.iter().any(|r| same(r, v)));
+    let stopped = running.iter().any(|r| !views.iter().any(|v| same(r, v)));
+    if (started || stopped)
+        && let Err(err) = snapshot_master(config, context, key).await
+    {
+        lines.push(format!("no snapshot of master after changing its infrastructure: {err:#}"));
     }
     views.extend(cluster::views(&planned, client_ok).await);
     Ok((views, lines))
@@ -207,27 +247,36 @@ pub async fn apply(
 
 /// Renders and checks the objects of the instances that run in the cluster, so a template the
 /// schemas refuse stops `--orchestrate` before anything changes.
-pub fn check_cluster(context: &Context, config: &Config, key: &FleetKey) -> anyhow::Result<()> {
-    let (specs, _, _) = specs(config, key);
+pub fn check_cluster(
+    context: &Context,
+    config: &Config,
+    state: &State,
+    key: &FleetKey,
+) -> anyhow::Result<()> {
+    let (specs, _, _) = specs(config, state, key);
     for (instance, spec) in specs.iter().filter(|(_, spec)| in_cluster(spec)) {
         cluster::objects(context, config, key, instance, spec)?;
     }
     Ok(())
 }
 
-/// What runs in the cluster now, for `--status`; an error names why the cluster cannot say.
-pub async fn cluster_views(context: &Context, config: &Config) -> Result<Vec<InfraView>, String> {
-    if cluster_instances(config).is_empty() {
-        return Ok(Vec::new());
+/// What runs in the cluster now, for `--status`, and why the cluster could not say, if it
+/// could not.
+pub async fn cluster_views(
+    context: &Context,
+    config: &Config,
+    state: &State,
+) -> Result<(Vec<InfraView>, Option<String>), String> {
+    if cluster_instances(config, state).is_empty() {
+        return Ok((Vec::new(), None));
     }
     let key = context.fleet_key().map_err(|err| format!("{err:#}"))?;
-    let (specs, _, _) = specs(config, &key);
+    let (specs, _, _) = specs(config, state, &key);
     let in_cluster: Vec<_> = specs.into_iter().filter(|(_, spec)| in_cluster(spec)).collect();
     let (planned, client) = cluster::plan(context, config, &key, &in_cluster, false)
         .await
         .map_err(|err| format!("{err:#}"))?;
-    let client = client?;
-    Ok(cluster::views(&planned, Some(&client)).await)
+    Ok((cluster::views(&planned, client.as_ref().ok()).await, client.err()))
 }
 
 /// `--restart-infra NAME PROJECT ENVIRONMENT`.
@@ -242,7 +291,7 @@ pub async fn restart(
     let project_env = fleet::model::project_env(project, environment);
     let instance_key = format!("{name} {project_env}");
     let config = context.load_config()?;
-    if let Some(instance) = cluster_instances(&config)
+    if let Some(instance) = cluster_instances(&config, &state)
         .into_iter()
         .find(|i| i.name == name && i.project_env == project_env)
     {
@@ -304,7 +353,11 @@ pub fn rows(views: &[InfraView]) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn snapshot_master(config: &Config, context: &Context, key: &FleetKey) -> anyhow::Result<()> {
+pub(super) async fn snapshot_master(
+    config: &Config,
+    context: &Context,
+    key: &FleetKey,
+) -> anyhow::Result<()> {
     let provider = context.provider(&config.deploy, &config.env, Some(key.clone()))?;
     let observed = provider.list().await?;
     let master = observed
