@@ -12,7 +12,7 @@
 pub mod front;
 pub mod infra;
 mod instance;
-mod relay;
+pub mod relay;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
