@@ -431,6 +431,24 @@ fn validate(config: &DeploymentConfig) -> Result<(), (String, String)> {
         {
             return Err((format!("{at}.base_port"), format!("{base} is outside 1024–64000")));
         }
+        // The instance's ports may reach twice its range above the base (see probing).
+        let reach = crate::infrastructure::RANGE * 2;
+        if let Some(base) = infra.base_port
+            && base.saturating_add(reach) > EPHEMERAL.0
+            && base <= EPHEMERAL.1
+        {
+            return Err((
+                format!("{at}.base_port"),
+                format!(
+                    "{base} would put its ports among {}–{}, where the system picks the ports of \
+                     outgoing connections; choose at most {} or from {}",
+                    EPHEMERAL.0,
+                    EPHEMERAL.1,
+                    EPHEMERAL.0 - reach,
+                    EPHEMERAL.1 + 1
+                ),
+            ));
+        }
         if let Some(process) = &infra.process
             && process.command.trim().is_empty()
         {
@@ -581,6 +599,9 @@ fn check_variable_clashes(config: &DeploymentConfig) -> Result<(), (String, Stri
     }
     Ok(())
 }
+
+/// The ports Linux hands out for outgoing connections by default.
+const EPHEMERAL: (u16, u16) = (32768, 60999);
 
 /// Whether `reference` reads as an image reference: `[registry/]path[:tag][@digest]`, the path
 /// in lower case.
@@ -775,6 +796,27 @@ mod tests {
             ["", "redis 7", "Trial/REDIS:7", "redis:", "redis:-x", "/redis", "redis@sha256:12"]
         {
             assert!(!is_image_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_infrastructure_base_port_stays_out_of_the_systems_own_ports() {
+        let with_base = |base: u16| {
+            format!(
+                r#"{{"infrastructure": {{"r": {{"kind": "cache", "base_port": {base},
+                    "process": {{"command": "redis-server"}}}}}}}}"#
+            )
+        };
+        let message = refusal(&with_base(40000));
+        assert!(
+            message.contains(
+                "at infrastructure.r.base_port: 40000 would put its ports among 32768–60999"
+            ),
+            "{message}"
+        );
+        assert!(refusal(&with_base(32000)).contains("32000 would put"));
+        for fine in [20000, 31768, 61000] {
+            assert!(parse(Path::new("c.json"), &with_base(fine)).is_ok(), "{fine}");
         }
     }
 

@@ -50,7 +50,7 @@ pub fn projects_of<'a>(config: &'a DeploymentConfig, infra: &'a InfraConfig) -> 
 /// ports `state` records for them. An instance not recorded yet gets the port its hash gives,
 /// probing upwards past every port that is taken: another instance's, the agents', the load
 /// balancer's and the services'. A recorded port is kept while it lies in the instance's
-/// range, so `base_port` can still move it.
+/// range (or just past it, where probing led), so `base_port` can still move it.
 pub fn instances(config: &DeploymentConfig, state: &State) -> Vec<Instance> {
     let mut taken: Vec<u16> = vec![config.agent_port, config.load_balancer_port()];
     taken.extend(
@@ -63,9 +63,9 @@ pub fn instances(config: &DeploymentConfig, state: &State) -> Vec<Instance> {
             for environment in config.environments_of(project) {
                 let project_env = project_env(project, environment);
                 let recorded = state.infrastructure.get(&format!("{name} {project_env}"));
-                let port = recorded
-                    .copied()
-                    .filter(|port| (base..base.saturating_add(RANGE)).contains(port));
+                // Probing may have carried it past its range; twice the range still counts.
+                let reach = base.saturating_add(RANGE.saturating_mul(2));
+                let port = recorded.copied().filter(|port| (base..reach).contains(port));
                 all.push((
                     port,
                     Instance {
@@ -112,7 +112,20 @@ pub fn instances(config: &DeploymentConfig, state: &State) -> Vec<Instance> {
 
 /// What `state` records of the instances: each one's port by `name project-env`.
 pub fn recorded(instances: &[Instance]) -> BTreeMap<String, u16> {
-    instances.iter().map(|i| (format!("{} {}", i.name, i.project_env), i.port)).collect()
+    running_ports(instances.iter().map(|i| (i.name.as_str(), i.project_env.as_str(), i.port)))
+}
+
+/// The same, from (name, project-environment, port) of what runs.
+pub fn running_ports<'a>(
+    running: impl Iterator<Item = (&'a str, &'a str, u16)>,
+) -> BTreeMap<String, u16> {
+    running.map(|(name, project_env, port)| (format!("{name} {project_env}"), port)).collect()
+}
+
+/// The port `instance` runs on as `state` records it, else the one it is to start on.
+pub fn wired_port(state: &State, instance: &Instance) -> u16 {
+    let key = format!("{} {}", instance.name, instance.project_env);
+    state.infrastructure.get(&key).copied().unwrap_or(instance.port)
 }
 
 /// The instances a project-environment's services connect to.

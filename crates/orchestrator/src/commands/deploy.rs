@@ -451,11 +451,15 @@ async fn target<'a>(
             super::infrastructure::cluster::host(config, instance)
         } else {
             // Each droplet's agent relays the port to master and names its own address.
-            relays.push(Relay { variable: format!("{prefix}_HOST"), port: instance.port });
+            relays.push(Relay {
+                variable: format!("{prefix}_HOST"),
+                port: fleet::infrastructure::wired_port(&state, instance),
+            });
             master_ip.clone()
         };
         wiring.insert(format!("{prefix}_HOST"), host);
-        wiring.insert(format!("{prefix}_PORT"), instance.port.to_string());
+        let port = fleet::infrastructure::wired_port(&state, instance);
+        wiring.insert(format!("{prefix}_PORT"), port.to_string());
         let Some(secret) = &deploy.infrastructure[&instance.name].password_secret else { continue };
         match secrets::resolve(&config.env, project, environment, secret) {
             Ok(resolved) => {

@@ -41,6 +41,7 @@ pub async fn converge(
     let store = context.store();
     let previous = store.load()?;
     refuse_another_fleet(&previous, &config.deploy, &store)?;
+    refuse_ports_of_infrastructure(context, &previous, &config.deploy)?;
     if lock.is_some() {
         store.check_writable()?;
     }
@@ -126,10 +127,7 @@ pub async fn converge(
     let mut state = plan.state_after(&observed_after, &previous, provider.name());
     state.fleet = config.deploy.fleet_name.clone();
     record_heartbeat(context, &mut state);
-    if state.master().is_some() {
-        let instances = fleet::infrastructure::instances(&config.deploy, &state);
-        state.infrastructure = fleet::infrastructure::recorded(&instances);
-    } else {
+    if state.master().is_none() {
         state.infrastructure.clear();
     }
     super::addresses::sync(&mut state, super::addresses::wanted(&config.env)?);
@@ -144,7 +142,19 @@ pub async fn converge(
     let published = publish(context, &config.deploy, &state, &key).await?;
     let (infrastructure, infra_lines) =
         match super::infrastructure::apply(context, config, &state, &key).await {
-            Ok(done) => done,
+            Ok((views, lines)) => {
+                // The ports the instances run on now, which the services are wired to; a
+                // change waiting for confirmation keeps the port it runs on.
+                let running = fleet::infrastructure::running_ports(
+                    views.iter().map(|v| (v.name.as_str(), v.project_env.as_str(), v.port)),
+                );
+                if running != state.infrastructure {
+                    state.infrastructure = running;
+                    state.updated_at = Some(crate::clock::now_rfc3339());
+                    store.save(&lock, &state)?;
+                }
+                (views, lines)
+            }
             Err(err) => (Vec::new(), vec![format!("infrastructure not applied: {err:#}")]),
         };
 
@@ -307,6 +317,28 @@ fn print_published(published: &Published) {
         }
         Some(_) | None => {}
     }
+}
+
+/// Refuses an agent or load-balancer port that an infrastructure instance runs on: both would
+/// fail to listen, and the services wired to the instance would lose it.
+fn refuse_ports_of_infrastructure(
+    context: &Context,
+    previous: &State,
+    deploy: &fleet::DeploymentConfig,
+) -> anyhow::Result<()> {
+    let file = context.workspace.deployment_config();
+    for (field, port) in
+        [("agent_port", deploy.agent_port), ("load_balancer_port", deploy.load_balancer_port())]
+    {
+        if let Some((instance, _)) = previous.infrastructure.iter().find(|(_, p)| **p == port) {
+            bail!(
+                "{} at {field}: {port} is the port infrastructure {instance} runs on, on master; \
+                 choose another",
+                file.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print_plan(plan: &Plan) {

@@ -180,6 +180,12 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         Err(err) => issues.push(format!("infrastructure in the Kubernetes cluster: {err}")),
     }
     for instance in &infrastructure {
+        if let Some(why) = instance.pending.as_deref().filter(|p| p.starts_with("not restarted")) {
+            issues.push(format!(
+                "infrastructure {} for {}: {why}",
+                instance.name, instance.project_env
+            ));
+        }
         if !instance.healthy && !instance.state.starts_with("unknown") {
             let place = match &instance.cluster {
                 Some(place) => format!("in the cluster ({place})"),

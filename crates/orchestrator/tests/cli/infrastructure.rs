@@ -377,3 +377,68 @@ fn after_master_is_replaced_the_backend_reaches_redis_again_without_a_redeploy()
         "no redeploy"
     );
 }
+
+#[test]
+fn a_change_that_does_not_come_up_gives_way_and_a_port_change_waiting_rewires_nothing() {
+    if !have_redis() {
+        return;
+    }
+    let project = Project::new();
+    let fleet = &project.fleet;
+    eventually(20, "Redis healthy", || instance(&project, "hostomatic-uat")["healthy"] == true);
+    let before = instance(&project, "hostomatic-uat");
+    let port = before["port"].as_u64().expect("a port");
+    let path = fleet.path().join("config/deployment_config.json");
+    let original = std::fs::read_to_string(&path).expect("reads");
+    // A port change waiting for confirmation: the state and the services keep the running port.
+    let mut config: serde_json::Value = serde_json::from_str(&original).expect("json");
+    config["infrastructure"]["redis"]["base_port"] = 61000.into();
+    std::fs::write(&path, config.to_string()).expect("writes");
+    let said = fleet.ok(&["--orchestrate"]);
+    assert!(said.contains(&format!("changed port {port} to 61")), "{said}");
+    let key = "redis hostomatic-uat";
+    assert_eq!(fleet.state().infrastructure[key], u16::try_from(port).expect("a port"));
+    fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let health = || http_get(&format!("{}health", project.route("uat", "backend")));
+    eventually(20, "the backend reaches Redis", || health().contains("\"redis\": \"PONG\""));
+
+    // A changed command that cannot run is tried once confirmed, and the one before comes back.
+    let mut config: serde_json::Value = serde_json::from_str(&original).expect("json");
+    config["infrastructure"]["redis"]["process"]["command"] =
+        "redis-serverx {{ config_file }}".into();
+    std::fs::write(&path, config.to_string()).expect("writes");
+    let said = fleet.ok(&["--orchestrate", "--yes"]);
+    assert!(said.contains("not restarted: the changed definition did not answer"), "{said}");
+    eventually(20, "the definition before serving again", || {
+        let now = instance(&project, "hostomatic-uat");
+        now["healthy"] == true && now["pid"] != before["pid"] && now["port"] == port
+    });
+    let issues = fleet.json(&["--status"])["issues"].to_string();
+    assert!(issues.contains("redis for hostomatic-uat: not restarted"), "{issues}");
+    eventually(20, "the backend reaches Redis again", || health().contains("\"redis\": \"PONG\""));
+
+    // What Redis writes to its log may quote its configuration: the log is its owner's alone,
+    // outside what snapshots carry.
+    let master = fleet.state().droplets["master"].id.clone();
+    let log = fleet
+        .path()
+        .join(".local-cloud/droplets")
+        .join(master)
+        .join("run/infrastructure/redis/hostomatic-uat/redis.log");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log).expect("the log").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", log.display());
+
+    // Neither the load balancer nor the agents may take a port an instance runs on.
+    let mut config: serde_json::Value = serde_json::from_str(&original).expect("json");
+    config["load_balancer_port"] = port.into();
+    std::fs::write(&path, config.to_string()).expect("writes");
+    let refused = fleet.fails(&["--orchestrate", "--yes"]);
+    assert!(
+        refused.contains(&format!(
+            "at load_balancer_port: {port} is the port infrastructure redis hostomatic-uat runs on"
+        )),
+        "{refused}"
+    );
+    std::fs::write(&path, &original).expect("writes");
+}

@@ -20,6 +20,9 @@ use crate::agent::events::EventKind;
 use crate::control::sealed::{self, Sealed};
 use crate::engine;
 
+/// How long a changed definition has to answer on its port before the one before comes back.
+const COME_UP: Duration = Duration::from_secs(20);
+
 /// `POST /v1/infrastructure`: what should run, and which changes may restart or stop one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfraRequest {
@@ -184,18 +187,62 @@ impl Supervisor {
         }
         to_stop.retain(|key| !blocked.iter().any(|(k, _)| k == key));
         to_start.retain(|spec| !blocked.iter().any(|(k, _)| *k == spec.key()));
+        let mut replaced = BTreeMap::new();
         for key in to_stop {
             let unit = self.infra.lock().expect("not poisoned").remove(&key);
             if let Some(unit) = unit {
+                replaced.insert(key.clone(), unit.spec.clone());
                 unit.instance.stop().await;
                 self.events.record(EventKind::Change, format!("infrastructure {key} stopped"));
             }
         }
         for spec in to_start {
+            let key = spec.key();
+            let port = spec.port;
             self.start_infra(spec).await;
+            // A changed definition that does not come up gives way to the one before.
+            let Some(before) = replaced.remove(&key) else { continue };
+            if self.comes_up(&key, port).await {
+                continue;
+            }
+            let failed = self.infra.lock().expect("not poisoned").remove(&key);
+            if let Some(failed) = failed {
+                failed.instance.stop().await;
+            }
+            let why = format!(
+                "not restarted: the changed definition did not answer on port {port} within {} s, \
+                 so the one before runs again (see its log in the droplet's run/infrastructure/)",
+                COME_UP.as_secs()
+            );
+            self.events.record(EventKind::Failure, format!("infrastructure {key}: {why}"));
+            self.start_infra(before).await;
+            if let Some(unit) = self.infra.lock().expect("not poisoned").get_mut(&key) {
+                unit.pending = Some(why);
+            }
         }
         self.remember_infrastructure();
         self.infrastructure_view().await
+    }
+
+    /// Whether the instance `key` answers on its port within [`COME_UP`], without crashing.
+    async fn comes_up(&self, key: &str, port: u16) -> bool {
+        let deadline = tokio::time::Instant::now() + COME_UP;
+        let address = SocketAddr::new(self.address, port);
+        while tokio::time::Instant::now() < deadline {
+            let crashed = match self.infra.lock().expect("not poisoned").get(key) {
+                Some(unit) => unit.pending.is_some() || unit.instance.status().restarts > 0,
+                None => true,
+            };
+            if crashed {
+                return false;
+            }
+            let connect = tokio::net::TcpStream::connect(address);
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
     }
 
     /// Stops and starts one instance.
@@ -264,10 +311,7 @@ impl Supervisor {
                 let idle = Launch {
                     label: key.clone(),
                     runner: Runner::Process { command: "exit 1".into(), dir },
-                    log: self
-                        .infra_root()
-                        .join(&spec.name)
-                        .join(format!("{}.log", spec.project_env)),
+                    log: self.infra_log(&spec).unwrap_or_default(),
                     environment: Vec::new(),
                     backend: None,
                 };
@@ -283,6 +327,26 @@ impl Supervisor {
             format!("infrastructure {key} started on port {} {how}", spec.port),
         );
         self.infra.lock().expect("not poisoned").insert(key, InfraUnit { spec, instance, pending });
+    }
+
+    /// The instance's log: what the server writes may quote its configuration, password and
+    /// all, so it sits beside that file in the runtime directory (which snapshots leave out),
+    /// readable by its owner alone.
+    fn infra_log(&self, spec: &InfraSpec) -> Result<PathBuf, String> {
+        let run_dir = self.run_dir.join("infrastructure").join(&spec.name).join(&spec.project_env);
+        std::fs::create_dir_all(&run_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|err| format!("cannot create {}: {err}", run_dir.display()))?;
+        let log = run_dir.join(format!("{}.log", spec.name));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log)
+            .map_err(|err| format!("cannot open {}: {err}", log.display()))?;
+        Ok(log)
     }
 
     async fn launch_infra(&self, spec: &InfraSpec) -> Result<Launch, String> {
@@ -348,7 +412,7 @@ impl Supervisor {
         Ok(Launch {
             label: format!("infrastructure {}", spec.key()),
             runner,
-            log: dir.join(format!("{}.log", spec.name)),
+            log: self.infra_log(spec)?,
             environment: Vec::new(),
             backend: None,
         })

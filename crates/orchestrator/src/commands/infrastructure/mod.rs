@@ -241,6 +241,11 @@ pub async fn apply(
     {
         lines.push(format!("no snapshot of master after changing its infrastructure: {err:#}"));
     }
+    for view in &views {
+        if let Some(why) = view.pending.as_deref().filter(|p| p.starts_with("not restarted")) {
+            lines.push(format!("{} {}: {why}", view.name, view.project_env));
+        }
+    }
     views.extend(cluster::views(&planned, client_ok).await);
     Ok((views, lines))
 }
