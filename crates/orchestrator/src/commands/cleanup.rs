@@ -46,9 +46,11 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
     let _lock = if context.dry_run { None } else { Some(context.lock("--cleanup")?) };
     let provider = context.provider(&config.deploy, &config.env, None)?;
 
-    let mut items = stale_snapshots(provider.as_ref(), config.deploy.snapshot_retention).await?;
-    let observed = provider.list().await?;
     let desired = DesiredFleet::from_config(&config.rows, &config.deploy);
+    let names: Vec<&str> = desired.droplets.iter().map(|d| d.name.as_str()).collect();
+    let mut items =
+        stale_snapshots(provider.as_ref(), config.deploy.snapshot_retention, &names).await?;
+    let observed = provider.list().await?;
     let plan = fleet::plan(&desired, &observed, &context.store().load()?, false)?;
     for action in &plan.actions {
         if let Action::DestroyDroplet { id, .. } = action
@@ -158,7 +160,13 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
 }
 
 /// Snapshots beyond the newest `keep` of each droplet.
-async fn stale_snapshots(provider: &dyn Provider, keep: u32) -> anyhow::Result<Vec<Item>> {
+/// Snapshots beyond the newest `keep` of each droplet, and every snapshot of a droplet the
+/// fleet (whose droplets are `fleet`) no longer has.
+async fn stale_snapshots(
+    provider: &dyn Provider,
+    keep: u32,
+    fleet: &[&str],
+) -> anyhow::Result<Vec<Item>> {
     let mut by_droplet: BTreeMap<String, Vec<Snapshot>> = BTreeMap::new();
     for snapshot in provider.snapshots().await? {
         by_droplet.entry(snapshot.droplet_name.clone()).or_default().push(snapshot);
@@ -166,11 +174,18 @@ async fn stale_snapshots(provider: &dyn Provider, keep: u32) -> anyhow::Result<V
     let mut items = Vec::new();
     for (droplet, mut snapshots) in by_droplet {
         snapshots.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        for snapshot in snapshots.into_iter().skip(keep as usize) {
+        let gone = !fleet.contains(&droplet.as_str());
+        let skip = if gone { 0 } else { keep as usize };
+        for snapshot in snapshots.into_iter().skip(skip) {
+            let reason = if gone {
+                format!("of {droplet}, which the fleet no longer has")
+            } else {
+                format!("older than the newest {keep} of {droplet}")
+            };
             items.push(Item {
                 kind: "snapshot",
                 name: format!("{} ({})", snapshot.name, snapshot.created_at),
-                reason: format!("older than the newest {keep} of {droplet}"),
+                reason,
                 target: Target::Snapshot(snapshot),
             });
         }

@@ -62,4 +62,14 @@ async fn cleanup_lists_then_removes_old_snapshots_and_orphans() {
     );
     assert!(cloud.list().await.expect("lists").iter().all(|d| d.name != "web7"));
     assert_eq!(fleet.json(&["--cleanup", "--dry-run"])["items"], serde_json::json!([]));
+
+    // Once the fleet is stopped, its snapshots go too, when asked.
+    fleet.write("config/projects.csv", "Project,Servers,MasterSpec,WebSpec\n");
+    fleet.ok(&["--orchestrate", "--yes"]);
+    let listed = fleet.json(&["--cleanup", "--dry-run"]);
+    let reasons = listed["items"].to_string();
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(5), "{reasons}");
+    assert!(reasons.contains("of master, which the fleet no longer has"), "{reasons}");
+    fleet.ok(&["--cleanup", "--yes"]);
+    assert!(cloud.snapshots().await.expect("lists").is_empty());
 }
