@@ -254,7 +254,7 @@ fn a_lost_password_or_a_broken_definition_never_stops_a_running_redis() {
         format!("redis-server {{{{ config_file }}}} --masterauth {REDIS_PASSWORD}").into();
     std::fs::write(&path, config.to_string()).expect("writes");
     let said = project.fleet.ok(&["--orchestrate", "--yes"]);
-    assert!(said.contains("its command holds its password"), "{said}");
+    assert!(said.contains("its command holds the value of secret redis_password"), "{said}");
     assert!(!said.contains(REDIS_PASSWORD), "{said}");
     std::fs::write(&path, original).expect("writes");
     assert_eq!(instance(&project, "hostomatic-prod")["pid"], pid);

@@ -40,6 +40,16 @@ pub fn specs(config: &Config, state: &State, key: &FleetKey) -> Specs {
             ));
             continue;
         };
+        if let Some(secret) = secret_in_command(config, &instance, &process.command) {
+            problems.push(format!(
+                "{} for {} is not started (or left as it runs): its command holds the value of \
+                 secret {secret}, which would show in every process listing; write it into \
+                 infrastructure.{}.process.config (the password as {{{{ password }}}})",
+                instance.name, instance.project_env, instance.name
+            ));
+            unresolved.push(format!("{} {}", instance.name, instance.project_env));
+            continue;
+        }
         let password = match &definition.password_secret {
             Some(secret) => {
                 match secrets::resolve(
@@ -48,19 +58,6 @@ pub fn specs(config: &Config, state: &State, key: &FleetKey) -> Specs {
                     &instance.environment,
                     secret,
                 ) {
-                    Ok(found)
-                        if found.value.expose().len() >= 6
-                            && process.command.contains(found.value.expose()) =>
-                    {
-                        problems.push(format!(
-                            "{} for {} is not started (or left as it runs): its command holds its \
-                             password, which would show in every process listing; write it into \
-                             infrastructure.{}.process.config as {{{{ password }}}}",
-                            instance.name, instance.project_env, instance.name
-                        ));
-                        unresolved.push(format!("{} {}", instance.name, instance.project_env));
-                        continue;
-                    }
                     Ok(found) => Some(sealed::seal(
                         key,
                         &infra::password_purpose(&instance.name, &instance.project_env),
@@ -91,6 +88,24 @@ pub fn specs(config: &Config, state: &State, key: &FleetKey) -> Specs {
         specs.push((instance, spec));
     }
     (specs, problems, unresolved)
+}
+
+/// The name of a secret whose value an instance's command holds in the clear: its password,
+/// or a secret of a service of its project.
+fn secret_in_command(config: &Config, instance: &Instance, command: &str) -> Option<String> {
+    let definition = &config.deploy.infrastructure[&instance.name];
+    let services = config.deploy.projects.get(&instance.project).map(|p| &p.services);
+    let names = definition
+        .password_secret
+        .iter()
+        .chain(services.into_iter().flat_map(|s| s.values()).flat_map(|s| &s.secrets));
+    names.into_iter().find_map(|name| {
+        let found =
+            secrets::resolve(&config.env, &instance.project, &instance.environment, name).ok()?;
+        // Values this short would match by chance; nobody's password is that short.
+        let value = found.value.expose();
+        (value.len() >= 6 && command.contains(value)).then(|| name.clone())
+    })
 }
 
 /// The image an instance runs from, on the platform's engine (docker, podman) or cluster
