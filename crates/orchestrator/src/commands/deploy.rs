@@ -739,9 +739,19 @@ async fn roll_out(
         return kubernetes::roll_out(context, target, release, previous.as_ref()).await;
     }
     let mut moved: Vec<(String, Vec<String>)> = Vec::new();
+    // Ctrl-C part way would leave droplets on different versions: it stops the rollout and
+    // puts the droplets already moved (and the one moving) back, like a failure.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     for (droplet, services) in placement(target) {
         let step = progress.start(format!("{droplet}: {} {}", target.project_env, release.version));
-        let result = deploy_to(target, &client, &store, release, &droplet, &services).await;
+        let result = tokio::select! {
+            result = deploy_to(target, &client, &store, release, &droplet, &services) => result,
+            _ = &mut interrupted => {
+                moved.push((droplet.clone(), services.clone()));
+                Err("interrupted (Ctrl-C) before every droplet ran the release".to_string())
+            }
+        };
         match result {
             Ok(answer) => {
                 let running: Vec<String> = answer

@@ -37,9 +37,10 @@ impl TestFleet {
         self.dir.path()
     }
 
-    /// Runs the binary here with a private home directory and no terminal.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(BINARY)
+    /// The binary with `args`, to run here with a private home directory and no terminal.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BINARY);
+        command
             .args(args)
             .current_dir(self.path())
             .env("HOME", self.path().join("home"))
@@ -47,9 +48,13 @@ impl TestFleet {
             .env_remove("ADDITIONAL_IPS")
             .env_remove("SMTP_PASSWORD")
             .env_remove("SMS_AUTH_TOKEN")
-            .stdin(Stdio::null())
-            .output()
-            .expect("the binary runs")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs the binary here with a private home directory and no terminal.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("the binary runs")
     }
 
     /// Runs and expects success; returns standard output.

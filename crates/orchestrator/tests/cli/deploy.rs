@@ -616,3 +616,50 @@ fn a_secret_removed_after_a_release_is_an_issue_of_that_project_environment() {
         "production never ran a release, so its missing secrets are a list, not an issue"
     );
 }
+
+#[test]
+fn a_deploy_interrupted_part_way_puts_the_droplets_back_and_records_the_release_failed() {
+    let project = Project::new();
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let first = project.current_uat();
+    // A version that takes a few seconds to answer, so the interruption finds web2 moving.
+    let app = std::fs::read_to_string(project.work.join("backend/app.py")).expect("reads");
+    project.change("backend/app.py", &format!("import time\ntime.sleep(3)\n{app}"));
+    let backend_on = |droplet: &str| {
+        let record = project.fleet.state().droplets[droplet].clone();
+        let url = format!("http://{}:{}/services", record.ip, record.agent_port);
+        let services: serde_json::Value = serde_json::from_str(&http_get(&url)).unwrap_or_default();
+        services
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["project_env"] == "hostomatic-uat" && s["service"] == "backend")
+            .map(|s| s["version"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    let deploy = project
+        .fleet
+        .command(&["--deploy-uat", "hostomatic"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    eventually(60, "web1 on the new version", || backend_on("web1") != first);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(deploy.id()).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("interrupts");
+    let output = deploy.wait_with_output().expect("ends");
+    let said = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("interrupted"), "{said}");
+    eventually(30, "both droplets back on the release before", || {
+        backend_on("web1") == first && backend_on("web2") == first
+    });
+    let releases = project.releases("uat");
+    assert_eq!(releases["current"], first.as_str(), "{releases}");
+    let newest = &releases["releases"][0];
+    assert!(
+        newest["outcome"]["failed"]["reason"].to_string().contains("interrupted"),
+        "{releases}"
+    );
+}
