@@ -118,6 +118,9 @@ pub struct Release {
     /// For a rollback: the version it went back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<String>,
+    /// The serving release run again where `--orchestrate` placed the project anew.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub placed_anew: bool,
 }
 
 /// A service as a release ran it.
@@ -241,6 +244,7 @@ mod tests {
             outcome,
             promoted_from: None,
             rollback_to: None,
+            placed_anew: false,
         }
     }
 

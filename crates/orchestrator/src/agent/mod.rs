@@ -199,6 +199,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/claim", post(receive_claim))
         .route("/v1/heartbeat", post(receive_heartbeat_request))
         .route("/v1/deploy", post(receive_deploy))
+        .route("/v1/retire", post(receive_retire))
         .route("/v1/infrastructure", post(receive_infrastructure))
         .route("/v1/infrastructure/restart", post(restart_infrastructure))
         .route("/v1/infrastructure/purge", post(purge_infrastructure))
@@ -360,6 +361,15 @@ async fn receive_deploy(
         Ok(answer) => Json(answer).into_response(),
         Err(refusal) => (StatusCode::UNPROCESSABLE_ENTITY, Json(refusal)).into_response(),
     }
+}
+
+/// `POST /v1/retire`: `{"project_env": "hostomatic-prod", "keep": ["backend"]}` stops the
+/// project-environment's other services here.
+async fn receive_retire(
+    State(agent): State<Arc<Agent>>,
+    Json(request): Json<services::RetireRequest>,
+) -> Json<Vec<String>> {
+    Json(agent.services.retire(&request.project_env, &request.keep).await)
 }
 
 async fn receive_infrastructure(

@@ -202,6 +202,52 @@ pub async fn rollback(
     finish(context, &target, release, outcome).await
 }
 
+/// Runs a project-environment's serving release again where the CSV places it now, once
+/// `--orchestrate` has moved it or given it more droplets; says what it did, or nothing where no
+/// release serves. Each droplet keeps serving until the release runs beside it.
+pub async fn carry(
+    context: &Context,
+    config: &Config,
+    project: &str,
+    environment: &str,
+) -> anyhow::Result<Option<String>> {
+    let project_env = fleet::model::project_env(project, environment);
+    let records = Records::new(context.workspace.config_dir(), &project_env);
+    let Some(current) = records.load()?.current().cloned() else { return Ok(None) };
+    let target = target(context, config, project, environment).await?;
+    same_platform(&target, &current)?;
+    let mut release = blank(&target, &current.version);
+    release.commit = current.commit.clone();
+    release.branch = current.branch.clone();
+    release.local_tree = current.local_tree.clone();
+    release.artifacts = current.artifacts.clone();
+    release.services = current.services.clone();
+    release.config_hash = current.config_hash.clone();
+    release.promoted_from = current.promoted_from.clone();
+    release.placed_anew = true;
+    let outcome = roll_out(context, &target, &mut release).await;
+    let said = match &outcome {
+        Ok(()) => format!(
+            "{project_env}: {} runs where it is placed now ({})",
+            release.version,
+            release.droplets.join(", ")
+        ),
+        Err(stopped) => format!(
+            "{project_env}: {} could not run where it is placed now: {}",
+            release.version, stopped.reason
+        ),
+    };
+    if let Err(stopped) = &outcome {
+        release.outcome = Outcome::Failed { reason: stopped.reason.clone() };
+    } else {
+        snapshot(context, &target, &release.droplets).await;
+    }
+    let mut releases = records.load()?;
+    releases.releases.push(release);
+    records.save(&releases)?;
+    Ok(Some(said))
+}
+
 /// What `--releases --json` prints.
 #[derive(Serialize)]
 struct Listing<'a> {
@@ -248,6 +294,7 @@ pub fn list(context: &Context, project: &str, environment: &str) -> anyhow::Resu
             Outcome::Failed { reason } => format!("failed: {reason}"),
         };
         let source = match (&r.promoted_from, &r.rollback_to, &r.local_tree, &r.branch) {
+            _ if r.placed_anew => "placed anew".to_string(),
             (_, Some(to), _, _) => format!("rollback to {to}"),
             (Some(from), _, _, _) => format!("promoted from {from}"),
             (_, _, Some(tree), _) => format!("local tree {}", tree.path),
@@ -559,6 +606,7 @@ fn blank(target: &Target, version: &str) -> Release {
         outcome: Outcome::Deployed,
         promoted_from: None,
         rollback_to: None,
+        placed_anew: false,
     }
 }
 

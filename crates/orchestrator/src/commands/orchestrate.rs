@@ -139,7 +139,27 @@ pub async fn converge(
     let policy =
         firewall::policy(&state, config.deploy.agent_port, config.deploy.load_balancer_port());
     let firewall = provider.apply_firewall(&policy).await?;
+    // Releases go where the CSV places them now before nginx sends traffic there; the droplets
+    // that lost a service stop it once nginx has moved on.
+    let mut carried = Vec::new();
+    let mut settled = Vec::new();
+    for (project, environment) in placed_anew(&previous, &state) {
+        let project_env = fleet::model::project_env(&project, &environment);
+        match super::deploy::carry(context, config, &project, &environment).await {
+            Ok(Some(line)) => {
+                if !line.contains("could not run") {
+                    settled.push(project_env);
+                }
+                carried.push(line);
+            }
+            Ok(None) => settled.push(project_env),
+            Err(err) => carried.push(format!(
+                "{project_env}: the serving release could not run where it is placed now: {err:#}"
+            )),
+        }
+    }
     let published = publish(context, &config.deploy, &state, &key).await?;
+    carried.extend(retire_left_services(&previous, &state, &settled, &key).await);
     let (infrastructure, infra_lines) =
         match super::infrastructure::apply(context, config, &state, &key).await {
             Ok((views, lines)) => {
@@ -163,6 +183,7 @@ pub async fn converge(
         outcome.firewall = firewall;
         outcome.infrastructure = infrastructure;
         outcome.warnings.extend(infra_lines);
+        outcome.warnings.extend(carried);
         output::print_json(&outcome);
     } else {
         let attempted = report.done.len() + report.failed.len();
@@ -175,6 +196,9 @@ pub async fn converge(
         }
         if changed {
             crate::say!("State written to {}.", store.path().display());
+        }
+        for line in &carried {
+            crate::say!("{line}");
         }
         if let Some(firewall) = firewall {
             crate::say!("Firewall: {firewall}.");
@@ -317,6 +341,66 @@ fn print_published(published: &Published) {
         }
         Some(_) | None => {}
     }
+}
+
+/// The project-environments whose services `--orchestrate` moved, gave other droplets or
+/// other ports.
+fn placed_anew(previous: &State, state: &State) -> Vec<(String, String)> {
+    state
+        .projects
+        .iter()
+        .filter(|(project_env, services)| previous.projects.get(*project_env) != Some(services))
+        .filter(|(project_env, _)| previous.projects.contains_key(*project_env))
+        .filter_map(|(project_env, _)| fleet::model::split_project_env(project_env))
+        .map(|(project, environment)| (project.to_string(), environment.to_string()))
+        .collect()
+}
+
+/// Stops, on each droplet that still exists, the services of `settled` project-environments
+/// that the CSV no longer places there; returns lines to show.
+async fn retire_left_services(
+    previous: &State,
+    state: &State,
+    settled: &[String],
+    key: &crate::control::FleetKey,
+) -> Vec<String> {
+    let client = crate::control::AgentClient::new(key.clone(), "cli");
+    let mut lines = Vec::new();
+    for project_env in settled {
+        let Some(before) = previous.projects.get(project_env) else { continue };
+        let now = state.projects.get(project_env);
+        let mut droplets: Vec<&String> =
+            before.values().flat_map(|s| &s.assigned_droplets).collect();
+        droplets.sort();
+        droplets.dedup();
+        for droplet in droplets {
+            let keep: Vec<String> = now
+                .into_iter()
+                .flatten()
+                .filter(|(_, s)| s.assigned_droplets.contains(droplet))
+                .map(|(name, _)| name.clone())
+                .collect();
+            let left = before
+                .iter()
+                .any(|(name, s)| s.assigned_droplets.contains(droplet) && !keep.contains(name));
+            let Some(record) = state.droplet(droplet).filter(|_| left) else { continue };
+            let base = format!("http://{}:{}", record.ip, record.agent_port);
+            let request =
+                crate::agent::services::RetireRequest { project_env: project_env.clone(), keep };
+            let timeout = std::time::Duration::from_secs(60);
+            match client.post::<_, Vec<String>>(&base, "/v1/retire", &request, timeout).await {
+                Ok(stopped) if !stopped.is_empty() => lines.push(format!(
+                    "{project_env}: {} stopped on {droplet}, where it is no longer placed",
+                    stopped.join(", ")
+                )),
+                Ok(_) => {}
+                Err(err) => lines.push(format!(
+                    "Warning: {project_env} still runs on {droplet}, where it is no longer placed: {err}"
+                )),
+            }
+        }
+    }
+    lines
 }
 
 /// Refuses an agent or load-balancer port that an infrastructure instance runs on: both would

@@ -201,6 +201,7 @@ pub struct Load {
 
 impl Load {
     pub fn start(url: String) -> Load {
+        orchestrator::http::install_crypto_provider();
         let (stop, sent, failed) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
@@ -662,4 +663,38 @@ fn a_deploy_interrupted_part_way_puts_the_droplets_back_and_records_the_release_
         newest["outcome"]["failed"]["reason"].to_string().contains("interrupted"),
         "{releases}"
     );
+}
+
+#[test]
+fn scaling_up_carries_the_serving_release_to_the_new_droplet_without_dropping_a_request() {
+    let project = Project::new();
+    project.fleet.ok(&["--deploy-uat", "hostomatic"]);
+    let serving = project.current_uat();
+    let load = Load::start(project.route("uat", "backend"));
+    eventually(30, "some requests first", || load.sent() > 200);
+    let said = project.fleet.ok(&["--scale", "hostomatic", "4"]);
+    assert!(
+        said.contains(&format!("hostomatic-uat: {serving} runs where it is placed now")),
+        "{said}"
+    );
+    let floor = load.sent() + 300;
+    eventually(60, "requests after the scale", || load.sent() >= floor);
+    let (sent, failed, versions) = load.finish();
+    eprintln!("{sent} requests while scaling up, {failed} failed");
+    assert_eq!(failed, 0, "no request failed");
+    assert_eq!(versions, vec![serving.clone()]);
+    let uat = &project.fleet.state().projects["hostomatic-uat"];
+    assert!(uat["backend"].assigned_droplets.contains(&"web3".to_string()), "{uat:?}");
+    let web3 = project.fleet.state().droplets["web3"].clone();
+    let url = format!("http://{}:{}/services", web3.ip, web3.agent_port);
+    let services: serde_json::Value = serde_json::from_str(&http_get(&url)).unwrap_or_default();
+    assert!(
+        services.as_array().into_iter().flatten().any(|s| s["project_env"] == "hostomatic-uat"
+            && s["service"] == "backend"
+            && s["version"] == serving.as_str()),
+        "web3 runs the serving release: {services}"
+    );
+    let releases = project.releases("uat");
+    assert_eq!(releases["releases"][0]["placed_anew"], true, "{releases}");
+    assert_eq!(releases["current"], serving.as_str());
 }

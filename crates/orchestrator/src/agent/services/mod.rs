@@ -48,6 +48,13 @@ pub struct DeployRequest {
     pub services: Vec<ServiceSpec>,
 }
 
+/// `POST /v1/retire`: the services of a project-environment that stay on this droplet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetireRequest {
+    pub project_env: String,
+    pub keep: Vec<String>,
+}
+
 /// One service, as the agent runs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
@@ -369,6 +376,51 @@ impl Supervisor {
             format!("{project_env} now runs {} on {}", request.version, self.droplet),
         );
         Ok(DeployAnswer { droplet: self.droplet.clone(), services: self.view_of(&project_env) })
+    }
+
+    /// Stops the services of `project_env` here that `keep` does not name: the CSV placed them
+    /// elsewhere. Returns the services stopped.
+    pub async fn retire(&self, project_env: &str, keep: &[String]) -> Vec<String> {
+        let _one_at_a_time = self.deploying.lock().await;
+        let leaving: Vec<((String, String), Unit)> = {
+            let mut units = self.units.lock().expect("not poisoned");
+            let keys: Vec<(String, String)> = units
+                .keys()
+                .filter(|(pe, service)| pe == project_env && !keep.contains(service))
+                .cloned()
+                .collect();
+            keys.into_iter().filter_map(|key| units.remove(&key).map(|unit| (key, unit))).collect()
+        };
+        let mut stopped = Vec::new();
+        for ((_, service), unit) in leaving {
+            if let Some(port) = unit.spec.port {
+                let front = self.fronts.lock().expect("not poisoned").get(&port).cloned();
+                if let Some(front) = front {
+                    front.switch(None);
+                }
+            }
+            unit.instance.stop().await;
+            stopped.push(service);
+        }
+        // What a restarted agent would start again: the services that stay.
+        let path = self.root.join("running").join(format!("{project_env}.json"));
+        if let Ok(text) = std::fs::read(&path)
+            && let Ok(mut request) = serde_json::from_slice::<DeployRequest>(&text)
+        {
+            request.services.retain(|spec| keep.contains(&spec.name));
+            if request.services.is_empty() {
+                let _ = std::fs::remove_file(&path);
+            } else {
+                self.remember(project_env, &request);
+            }
+        }
+        if !stopped.is_empty() {
+            self.events.record(
+                EventKind::Change,
+                format!("{project_env} {} stopped here: placed elsewhere", stopped.join(", ")),
+            );
+        }
+        stopped
     }
 
     /// Log lines with every secret of `spec` blotted out, for messages that leave the droplet.
