@@ -16,7 +16,7 @@ pub mod relay;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -579,6 +579,9 @@ impl Supervisor {
             // A new attempt's failure report must quote its own lines, not an earlier one's.
             let _ = std::fs::remove_file(&log);
         }
+        // What a service prints is its own business, secrets and all: its owner's alone.
+        let _ = std::fs::create_dir_all(&unit_dir);
+        let _ = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&log);
         let launch = Launch {
             label: format!("{project_env} {} {version}", spec.name),
             runner,
