@@ -110,12 +110,8 @@ pub fn instances(config: &DeploymentConfig, state: &State) -> Vec<Instance> {
     all.into_iter().map(|(_, instance)| instance).collect()
 }
 
-/// What `state` records of the instances: each one's port by `name project-env`.
-pub fn recorded(instances: &[Instance]) -> BTreeMap<String, u16> {
-    running_ports(instances.iter().map(|i| (i.name.as_str(), i.project_env.as_str(), i.port)))
-}
-
-/// The same, from (name, project-environment, port) of what runs.
+/// What `state` records of the instances that run: each one's port by `name project-env`,
+/// from (name, project-environment, port).
 pub fn running_ports<'a>(
     running: impl Iterator<Item = (&'a str, &'a str, u16)>,
 ) -> BTreeMap<String, u16> {
@@ -187,7 +183,8 @@ mod tests {
         assert_eq!(used_by(&all, "a-uat").len(), 2);
 
         // A recorded port stays, even where a newcomer's hash lands on it.
-        let mut state = State { infrastructure: recorded(&all), ..State::default() };
+        let running = all.iter().map(|i| (i.name.as_str(), i.project_env.as_str(), i.port));
+        let mut state = State { infrastructure: running_ports(running), ..State::default() };
         let first = all[0].clone();
         state
             .infrastructure

@@ -154,12 +154,7 @@ pub async fn prod(context: &Context, project: &str, tag: Option<&str>) -> anyhow
             promoted.version
         );
     }
-    same_platform(&target, promoted)?;
-    let mut release = blank(&target, &promoted.version);
-    release.commit = promoted.commit.clone();
-    release.artifacts = promoted.artifacts.clone();
-    release.services = promoted.services.clone();
-    release.config_hash = promoted.config_hash.clone();
+    let mut release = again(&target, promoted)?;
     release.promoted_from = Some(format!("{uat_env} {}", promoted.version));
     let outcome = roll_out(context, &target, &mut release).await;
     finish(context, &target, release, outcome).await
@@ -190,12 +185,7 @@ pub async fn rollback(
     if current.as_deref() == Some(back_to.version.as_str()) {
         bail!("{} already runs {}", target.project_env, back_to.version);
     }
-    same_platform(&target, back_to)?;
-    let mut release = blank(&target, &back_to.version);
-    release.commit = back_to.commit.clone();
-    release.artifacts = back_to.artifacts.clone();
-    release.services = back_to.services.clone();
-    release.config_hash = back_to.config_hash.clone();
+    let mut release = again(&target, back_to)?;
     release.rollback_to = Some(back_to.version.clone());
     release.promoted_from = back_to.promoted_from.clone();
     let outcome = roll_out(context, &target, &mut release).await;
@@ -203,8 +193,9 @@ pub async fn rollback(
 }
 
 /// Runs a project-environment's serving release again where the CSV places it now, once
-/// `--orchestrate` has moved it or given it more droplets; says what it did, or nothing where no
-/// release serves. Each droplet keeps serving until the release runs beside it.
+/// `--orchestrate` has moved it or given it more droplets; says where it runs, or nothing where
+/// no release serves. Each droplet keeps serving until the release runs beside it. A release
+/// that could not run there is recorded as failed and is the error.
 pub async fn carry(
     context: &Context,
     config: &Config,
@@ -215,37 +206,33 @@ pub async fn carry(
     let records = Records::new(context.workspace.config_dir(), &project_env);
     let Some(current) = records.load()?.current().cloned() else { return Ok(None) };
     let target = target(context, config, project, environment).await?;
-    same_platform(&target, &current)?;
-    let mut release = blank(&target, &current.version);
-    release.commit = current.commit.clone();
+    let mut release = again(&target, &current)?;
     release.branch = current.branch.clone();
     release.local_tree = current.local_tree.clone();
-    release.artifacts = current.artifacts.clone();
-    release.services = current.services.clone();
-    release.config_hash = current.config_hash.clone();
     release.promoted_from = current.promoted_from.clone();
     release.placed_anew = true;
     let outcome = roll_out(context, &target, &mut release).await;
-    let said = match &outcome {
-        Ok(()) => format!(
+    record(context, &target, &mut release, &outcome).await?;
+    match outcome {
+        Ok(()) => Ok(Some(format!(
             "{project_env}: {} runs where it is placed now ({})",
             release.version,
             release.droplets.join(", ")
-        ),
-        Err(stopped) => format!(
-            "{project_env}: {} could not run where it is placed now: {}",
-            release.version, stopped.reason
-        ),
-    };
-    if let Err(stopped) = &outcome {
-        release.outcome = Outcome::Failed { reason: stopped.reason.clone() };
-    } else {
-        snapshot(context, &target, &release.droplets).await;
+        ))),
+        Err(stopped) => bail!("{} did not run there: {}", release.version, stopped.reason),
     }
-    let mut releases = records.load()?;
-    releases.releases.push(release);
-    records.save(&releases)?;
-    Ok(Some(said))
+}
+
+/// A new release of what `earlier` ran: its commit, artifacts, start scripts and health checks,
+/// built for this target's platform.
+fn again(target: &Target, earlier: &Release) -> anyhow::Result<Release> {
+    same_platform(target, earlier)?;
+    let mut release = blank(target, &earlier.version);
+    release.commit = earlier.commit.clone();
+    release.artifacts = earlier.artifacts.clone();
+    release.services = earlier.services.clone();
+    release.config_hash = earlier.config_hash.clone();
+    Ok(release)
 }
 
 /// What `--releases --json` prints.
@@ -891,20 +878,34 @@ async fn deploy_to(
 }
 
 /// Records the release, snapshots the droplets it reached and prunes old artifacts.
+/// Keeps the release's record (failed, and why, if it stopped); snapshots the droplets it
+/// runs on once it serves.
+async fn record(
+    context: &Context,
+    target: &Target<'_>,
+    release: &mut Release,
+    outcome: &Result<(), Stopped>,
+) -> anyhow::Result<()> {
+    let records = Records::new(context.workspace.config_dir(), &target.project_env);
+    let mut releases: Releases = records.load()?;
+    if let Err(stopped) = outcome {
+        release.outcome = Outcome::Failed { reason: stopped.reason.clone() };
+    }
+    releases.releases.push(release.clone());
+    records.save(&releases)?;
+    if outcome.is_ok() {
+        snapshot(context, target, &release.droplets).await;
+    }
+    Ok(())
+}
+
 async fn finish(
     context: &Context,
     target: &Target<'_>,
     mut release: Release,
     outcome: Result<(), Stopped>,
 ) -> anyhow::Result<()> {
-    let records = Records::new(context.workspace.config_dir(), &target.project_env);
-    let mut releases: Releases = records.load()?;
-    if let Err(stopped) = &outcome {
-        release.outcome = Outcome::Failed { reason: stopped.reason.clone() };
-    }
-    releases.releases.push(release.clone());
-    records.save(&releases)?;
-
+    record(context, target, &mut release, &outcome).await?;
     if outcome.is_ok() {
         // Every agent learns what serves now, for the dashboard.
         if let Err(err) =
@@ -913,7 +914,6 @@ async fn finish(
         {
             crate::say!("Warning: the agents did not all hear of the release: {err:#}");
         }
-        snapshot(context, target, &release.droplets).await;
         let mut kept = Vec::new();
         let mut images = Vec::new();
         for (_, releases) in Records::all(context.workspace.config_dir())? {

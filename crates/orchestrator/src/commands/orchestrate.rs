@@ -127,9 +127,6 @@ pub async fn converge(
     let mut state = plan.state_after(&observed_after, &previous, provider.name());
     state.fleet = config.deploy.fleet_name.clone();
     record_heartbeat(context, &mut state);
-    if state.master().is_none() {
-        state.infrastructure.clear();
-    }
     super::addresses::sync(&mut state, super::addresses::wanted(&config.env)?);
     let changed = !same_ignoring_time(&state, &previous);
     if changed {
@@ -146,13 +143,10 @@ pub async fn converge(
     for (project, environment) in placed_anew(&previous, &state) {
         let project_env = fleet::model::project_env(&project, &environment);
         match super::deploy::carry(context, config, &project, &environment).await {
-            Ok(Some(line)) => {
-                if !line.contains("could not run") {
-                    settled.push(project_env);
-                }
-                carried.push(line);
+            Ok(said) => {
+                carried.extend(said);
+                settled.push(project_env);
             }
-            Ok(None) => settled.push(project_env),
             Err(err) => carried.push(format!(
                 "{project_env}: the serving release could not run where it is placed now: {err:#}"
             )),

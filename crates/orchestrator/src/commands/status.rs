@@ -180,7 +180,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         Err(err) => issues.push(format!("infrastructure in the Kubernetes cluster: {err}")),
     }
     for instance in &infrastructure {
-        if let Some(why) = instance.pending.as_deref().filter(|p| p.starts_with("not restarted")) {
+        if let Some(why) = &instance.refused_change {
             issues.push(format!(
                 "infrastructure {} for {}: {why}",
                 instance.name, instance.project_env

@@ -102,50 +102,34 @@ impl Object {
             Object::Namespace(o) => {
                 patch(Api::<Namespace>::all(client.clone()), &name, &params, o.as_ref()).await
             }
-            Object::Secret(o) => {
-                patch(Api::namespaced(client.clone(), namespace), &name, &params, o.as_ref()).await
-            }
+            Object::Secret(o) => patch(here(client, namespace), &name, &params, o.as_ref()).await,
             Object::ConfigMap(o) => {
-                patch(
-                    Api::<ConfigMap>::namespaced(client.clone(), namespace),
-                    &name,
-                    &params,
-                    o.as_ref(),
-                )
-                .await
+                patch(here(client, namespace), &name, &params, o.as_ref()).await
             }
-            Object::Service(o) => {
-                patch(
-                    Api::<Service>::namespaced(client.clone(), namespace),
-                    &name,
-                    &params,
-                    o.as_ref(),
-                )
-                .await
-            }
+            Object::Service(o) => patch(here(client, namespace), &name, &params, o.as_ref()).await,
             Object::Deployment(o) => {
-                patch(
-                    Api::<Deployment>::namespaced(client.clone(), namespace),
-                    &name,
-                    &params,
-                    o.as_ref(),
-                )
-                .await
+                patch(here(client, namespace), &name, &params, o.as_ref()).await
             }
             Object::StatefulSet(o) => {
-                let api = Api::<StatefulSet>::namespaced(client.clone(), namespace);
-                patch(api, &name, &params, o.as_ref()).await
+                patch(here(client, namespace), &name, &params, o.as_ref()).await
             }
             Object::PodDisruptionBudget(o) => {
-                let api = Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace);
-                patch(api, &name, &params, o.as_ref()).await
+                patch(here(client, namespace), &name, &params, o.as_ref()).await
             }
             Object::HorizontalPodAutoscaler(o) => {
-                let api = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace);
-                patch(api, &name, &params, o.as_ref()).await
+                patch(here(client, namespace), &name, &params, o.as_ref()).await
             }
         }
     }
+}
+
+/// The API of a namespaced kind, in `namespace`.
+fn here<K>(client: &kube::Client, namespace: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    Api::namespaced(client.clone(), namespace)
 }
 
 async fn patch<K>(
@@ -353,7 +337,8 @@ pub async fn connect(context: Option<&str>) -> anyhow::Result<(kube::Client, Str
     Ok((client, url))
 }
 
-/// Applies the objects in order, then waits until every Deployment among them has rolled out.
+/// Applies the objects in order, then waits until every Deployment among them has rolled out
+/// and every StatefulSet is ready.
 pub async fn apply_and_wait(
     client: &kube::Client,
     namespace: &str,
@@ -368,9 +353,16 @@ pub async fn apply_and_wait(
             .map_err(|err| format!("cannot apply {kind} {name} to the cluster: {err}"))?;
     }
     for object in objects {
-        if let Object::Deployment(deployment) = object {
-            let name = deployment.metadata.name.clone().unwrap_or_default();
-            wait_rolled_out(client, namespace, &name, timeout).await?;
+        match object {
+            Object::Deployment(deployment) => {
+                let name = deployment.metadata.name.clone().unwrap_or_default();
+                wait_rolled_out(client, namespace, &name, timeout).await?;
+            }
+            Object::StatefulSet(set) => {
+                let name = set.metadata.name.clone().unwrap_or_default();
+                wait_stateful_set_ready(client, namespace, &name, timeout).await?;
+            }
+            _ => {}
         }
     }
     Ok(())

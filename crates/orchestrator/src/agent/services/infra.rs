@@ -106,6 +106,9 @@ pub struct InfraView {
     pub healthy: bool,
     /// A change that waits for confirmation, if any.
     pub pending: Option<String>,
+    /// A confirmed change that did not take, and why: the instance runs as it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_change: Option<String>,
     /// The image it runs from, when it runs in a container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -119,6 +122,7 @@ pub(super) struct InfraUnit {
     spec: InfraSpec,
     instance: Instance,
     pending: Option<String>,
+    refused_change: Option<String>,
 }
 
 impl InfraUnit {
@@ -159,7 +163,10 @@ impl Supervisor {
                             unit.pending = Some("changed; restarts once confirmed".into());
                         }
                     }
-                    Some(_) => unit.pending = None,
+                    Some(_) => {
+                        unit.pending = None;
+                        unit.refused_change = None;
+                    }
                 }
             }
             for (key, spec) in &wanted {
@@ -173,7 +180,9 @@ impl Supervisor {
         let mut blocked = Vec::new();
         for spec in &to_start {
             let replaces = to_stop.contains(&spec.key());
-            if replaces && let Err(err) = self.can_start(spec).await {
+            if let (true, Some(image)) = (replaces, &spec.image)
+                && let Err(err) = self.ensure_image(image).await
+            {
                 blocked.push((spec.key(), format!("not restarted: {err}")));
             }
         }
@@ -181,7 +190,7 @@ impl Supervisor {
             let mut units = self.infra.lock().expect("not poisoned");
             for (key, why) in &blocked {
                 if let Some(unit) = units.get_mut(key) {
-                    unit.pending = Some(why.clone());
+                    unit.refused_change = Some(why.clone());
                 }
             }
         }
@@ -217,7 +226,7 @@ impl Supervisor {
             self.events.record(EventKind::Failure, format!("infrastructure {key}: {why}"));
             self.start_infra(before).await;
             if let Some(unit) = self.infra.lock().expect("not poisoned").get_mut(&key) {
-                unit.pending = Some(why);
+                unit.refused_change = Some(why);
             }
         }
         self.remember_infrastructure();
@@ -273,18 +282,8 @@ impl Supervisor {
         }
     }
 
-    /// Whether the instance could start now: its command splits, and its image is on this
-    /// droplet's engine (pulled if it was not).
-    async fn can_start(&self, spec: &InfraSpec) -> Result<(), String> {
-        let places = Places {
-            host: self.address.to_string(),
-            port: spec.port,
-            data_dir: String::new(),
-            config_file: String::new(),
-        };
-        let command = places.render(&spec.command, None)?;
-        shlex::split(&command).ok_or("its command has an unclosed quote")?;
-        let Some(image) = &spec.image else { return Ok(()) };
+    /// The engine of an instance's image, with the image on it (pulled if it was not).
+    async fn ensure_image(&self, image: &InfraImage) -> Result<engine::Engine, String> {
         let engine = self.engine(image.engine).await?;
         if engine.image_id(&image.reference).await.map_err(|e| e.to_string())?.is_none() {
             engine.pull(&image.reference).await.map_err(|err| {
@@ -294,7 +293,7 @@ impl Supervisor {
                 )
             })?;
         }
-        Ok(())
+        Ok(engine)
     }
 
     async fn start_infra(&self, spec: InfraSpec) {
@@ -326,20 +325,17 @@ impl Supervisor {
             EventKind::Change,
             format!("infrastructure {key} started on port {} {how}", spec.port),
         );
-        self.infra.lock().expect("not poisoned").insert(key, InfraUnit { spec, instance, pending });
+        self.infra
+            .lock()
+            .expect("not poisoned")
+            .insert(key, InfraUnit { spec, instance, pending, refused_change: None });
     }
 
     /// The instance's log: what the server writes may quote its configuration, password and
     /// all, so it sits beside that file in the runtime directory (which snapshots leave out),
     /// readable by its owner alone.
     fn infra_log(&self, spec: &InfraSpec) -> Result<PathBuf, String> {
-        let run_dir = self.run_dir.join("infrastructure").join(&spec.name).join(&spec.project_env);
-        std::fs::create_dir_all(&run_dir)
-            .and_then(|()| {
-                std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))
-            })
-            .map_err(|err| format!("cannot create {}: {err}", run_dir.display()))?;
-        let log = run_dir.join(format!("{}.log", spec.name));
+        let log = self.infra_run_dir(spec)?.join(format!("{}.log", spec.name));
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -349,6 +345,18 @@ impl Supervisor {
         Ok(log)
     }
 
+    /// The instance's own part of the droplet's runtime directory (which snapshots leave out),
+    /// its owner's alone: its configuration file and its log.
+    fn infra_run_dir(&self, spec: &InfraSpec) -> Result<PathBuf, String> {
+        let run_dir = self.run_dir.join("infrastructure").join(&spec.name).join(&spec.project_env);
+        std::fs::create_dir_all(&run_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|err| format!("cannot create {}: {err}", run_dir.display()))?;
+        Ok(run_dir)
+    }
+
     async fn launch_infra(&self, spec: &InfraSpec) -> Result<Launch, String> {
         let dir = self.infra_root().join(&spec.name).join(&spec.project_env);
         let data_dir = dir.join("data");
@@ -356,9 +364,7 @@ impl Supervisor {
             .map_err(|err| format!("cannot create {}: {err}", data_dir.display()))?;
         // The configuration file holds the password, so it lives in the droplet's runtime
         // directory, which snapshots leave out; every start writes it afresh.
-        let run_dir = self.run_dir.join("infrastructure").join(&spec.name).join(&spec.project_env);
-        std::fs::create_dir_all(&run_dir)
-            .map_err(|err| format!("cannot create {}: {err}", run_dir.display()))?;
+        let run_dir = self.infra_run_dir(spec)?;
         // Absolute, since a container sees them at the same paths through its mounts.
         let data_dir = engine::absolute(&data_dir);
         let config_file = engine::absolute(&run_dir).join(format!("{}.conf", spec.name));
@@ -382,8 +388,6 @@ impl Supervisor {
             // In a container the file alone is mounted, so the server may run as any user
             // there; on the droplet, the directory around it keeps others out.
             let mode = if spec.image.is_some() { 0o644 } else { 0o600 };
-            std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|err| format!("cannot protect {}: {err}", run_dir.display()))?;
             let _ = std::fs::remove_file(&config_file);
             std::fs::OpenOptions::new()
                 .write(true)
@@ -429,16 +433,7 @@ impl Supervisor {
         data_dir: &Path,
         config_file: Option<&Path>,
     ) -> Result<Runner, String> {
-        let engine = self.engine(image.engine).await?;
-        let present = engine.image_id(&image.reference).await.map_err(|err| err.to_string())?;
-        if present.is_none() {
-            engine.pull(&image.reference).await.map_err(|err| {
-                format!(
-                    "{} is not on this droplet's engine and cannot be pulled: {err}",
-                    image.reference
-                )
-            })?;
-        }
+        let engine = self.ensure_image(image).await?;
         let words = shlex::split(command.trim_start().trim_start_matches("exec "))
             .ok_or_else(|| "its command has an unclosed quote".to_string())?;
         let mut binds = vec![format!("{0}:{0}", data_dir.display())];
@@ -505,6 +500,7 @@ impl Supervisor {
                     restarts: status.restarts,
                     healthy: false,
                     pending: unit.pending.clone(),
+                    refused_change: unit.refused_change.clone(),
                     image: unit.spec.image.as_ref().map(|i| i.reference.clone()),
                     cluster: None,
                 }
@@ -589,6 +585,19 @@ pub struct Places {
 impl Places {
     /// Renders one of the instance's templates (`{{ password }}` only in its configuration).
     pub fn render(&self, template: &str, password: Option<&str>) -> Result<String, String> {
+        self.render_checked(template, password).map_err(|err| {
+            format!(
+                "its template cannot be rendered: {}",
+                err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
+            )
+        })
+    }
+
+    fn render_checked(
+        &self,
+        template: &str,
+        password: Option<&str>,
+    ) -> Result<String, minijinja::Error> {
         let values = minijinja::context! {
             host => &self.host,
             port => self.port,
@@ -598,12 +607,7 @@ impl Places {
         };
         let mut environment = minijinja::Environment::new();
         environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        environment.render_str(template, values).map_err(|err| {
-            format!(
-                "its template cannot be rendered: {}",
-                err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
-            )
-        })
+        environment.render_str(template, values)
     }
 }
 
@@ -616,14 +620,12 @@ pub fn check_templates(
     config: Option<&str>,
     has_password: bool,
 ) -> Result<(), (&'static str, String)> {
-    let values = minijinja::context! {
-        host => "127.0.0.1",
-        port => 1u16,
-        data_dir => "/data",
-        config_file => "/run/service.conf",
+    let stand_in = Places {
+        host: "127.0.0.1".into(),
+        port: 1,
+        data_dir: "/data".into(),
+        config_file: "/run/service.conf".into(),
     };
-    let mut environment = minijinja::Environment::new();
-    environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let describe = |err: minijinja::Error| {
         format!(
             "line {}: {}",
@@ -631,20 +633,16 @@ pub fn check_templates(
             err.detail().map_or_else(|| err.kind().to_string(), str::to_string)
         )
     };
-    let rendered =
-        environment.render_str(command, values.clone()).map_err(|e| ("command", describe(e)))?;
+    let rendered = stand_in.render_checked(command, None).map_err(|e| ("command", describe(e)))?;
     if shlex::split(&rendered).is_none() {
         return Err(("command", "it has an unclosed quote".into()));
     }
     const STAND_IN: &str = "stand-in-password-3f9c";
     let taken = match config {
-        Some(config) => {
-            let with_password = minijinja::context! { password => STAND_IN, ..values };
-            let text = environment
-                .render_str(config, with_password)
-                .map_err(|e| ("config", describe(e)))?;
-            text.contains(STAND_IN)
-        }
+        Some(config) => stand_in
+            .render_checked(config, Some(STAND_IN))
+            .map_err(|e| ("config", describe(e)))?
+            .contains(STAND_IN),
         None => false,
     };
     if has_password && !taken {

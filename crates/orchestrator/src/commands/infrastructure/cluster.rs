@@ -54,8 +54,13 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// Whether the cluster runs the instance from another definition.
     pub fn changed(&self) -> bool {
-        matches!(&self.found, Some((fingerprint, _)) if fingerprint.as_deref() != Some(&self.spec.fingerprint()))
+        self.differs(&self.found)
+    }
+
+    fn differs(&self, found: &Option<(Option<String>, bool)>) -> bool {
+        matches!(found, Some((fingerprint, _)) if fingerprint.as_deref() != Some(&self.spec.fingerprint()))
     }
 }
 
@@ -117,14 +122,8 @@ pub async fn apply(
         if !wanted {
             continue;
         }
-        let mut applied =
-            kubernetes::apply_and_wait(client, &item.namespace, &item.objects, READY).await;
-        if applied.is_ok() {
-            applied =
-                kubernetes::wait_stateful_set_ready(client, &item.namespace, &item.name, READY)
-                    .await;
-        }
-        if let Err(err) = applied {
+        let applied = kubernetes::apply_and_wait(client, &item.namespace, &item.objects, READY);
+        if let Err(err) = applied.await {
             lines.push(format!("{} in the cluster: {err}", item.key));
         }
     }
@@ -147,13 +146,9 @@ pub async fn views(planned: &[Planned], client: Option<&kube::Client>) -> Vec<In
             Ok(None) => ("not in the cluster".to_string(), false),
             Err(err) => (format!("unknown: {err}"), false),
         };
-        let found = found.ok().flatten();
-        let pending = match &found {
-            Some((fingerprint, _)) if fingerprint.as_deref() != Some(&item.spec.fingerprint()) => {
-                Some("changed; restarts once confirmed".to_string())
-            }
-            _ => None,
-        };
+        let pending = item
+            .differs(&found.ok().flatten())
+            .then(|| "changed; restarts once confirmed".to_string());
         views.push(InfraView {
             name: item.spec.name.clone(),
             kind: item.spec.kind,
@@ -165,6 +160,7 @@ pub async fn views(planned: &[Planned], client: Option<&kube::Client>) -> Vec<In
             restarts: 0,
             healthy,
             pending,
+            refused_change: None,
             image: item.spec.image.as_ref().map(|i| i.reference.clone()),
             cluster: Some(format!("{}/{}", item.namespace, item.name)),
         });
@@ -172,20 +168,18 @@ pub async fn views(planned: &[Planned], client: Option<&kube::Client>) -> Vec<In
     views
 }
 
-/// Restarts an instance's pod, as `kubectl rollout restart` would.
-pub async fn restart(config: &Config, namespace: &str, name: &str) -> anyhow::Result<()> {
+/// Restarts an instance's pod, as `kubectl rollout restart` would; returns where it runs,
+/// `namespace/name`.
+pub async fn restart(config: &Config, instance: &Instance) -> anyhow::Result<String> {
+    let (namespace, name) = (namespace(config, instance), object_name(&instance.name));
     let client = connect(config).await.map_err(anyhow::Error::msg)?;
-    ask(kubernetes::restart_stateful_set(&client, namespace, name))
+    ask(kubernetes::restart_stateful_set(&client, &namespace, &name))
         .await
         .map_err(|err| anyhow::anyhow!("the Kubernetes cluster {err}"))?;
-    kubernetes::wait_stateful_set_ready(&client, namespace, name, READY)
+    kubernetes::wait_stateful_set_ready(&client, &namespace, &name, READY)
         .await
-        .map_err(anyhow::Error::msg)
-}
-
-/// The namespace and object name of the instance `name` for `project_env`.
-pub fn place(config: &Config, instance: &Instance) -> (String, String) {
-    (namespace(config, instance), object_name(&instance.name))
+        .map_err(anyhow::Error::msg)?;
+    Ok(format!("{namespace}/{name}"))
 }
 
 async fn connect(config: &Config) -> Result<kube::Client, String> {

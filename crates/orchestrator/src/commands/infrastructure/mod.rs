@@ -257,7 +257,7 @@ pub async fn apply(
         lines.push(format!("no snapshot of master after changing its infrastructure: {err:#}"));
     }
     for view in &views {
-        if let Some(why) = view.pending.as_deref().filter(|p| p.starts_with("not restarted")) {
+        if let Some(why) = &view.refused_change {
             lines.push(format!("{} {}: {why}", view.name, view.project_env));
         }
     }
@@ -273,11 +273,16 @@ pub fn check_cluster(
     state: &State,
     key: &FleetKey,
 ) -> anyhow::Result<()> {
-    let (specs, _, _) = specs(config, state, key);
-    for (instance, spec) in specs.iter().filter(|(_, spec)| in_cluster(spec)) {
-        cluster::objects(context, config, key, instance, spec)?;
+    for (instance, spec) in cluster_specs(config, state, key) {
+        cluster::objects(context, config, key, &instance, &spec)?;
     }
     Ok(())
+}
+
+/// The instances that run in the cluster, each with its definition.
+fn cluster_specs(config: &Config, state: &State, key: &FleetKey) -> Vec<(Instance, InfraSpec)> {
+    let (specs, _, _) = specs(config, state, key);
+    specs.into_iter().filter(|(_, spec)| in_cluster(spec)).collect()
 }
 
 /// What runs in the cluster now, for `--status`, and why the cluster could not say, if it
@@ -291,8 +296,7 @@ pub async fn cluster_views(
         return Ok((Vec::new(), None));
     }
     let key = context.fleet_key().map_err(|err| format!("{err:#}"))?;
-    let (specs, _, _) = specs(config, state, &key);
-    let in_cluster: Vec<_> = specs.into_iter().filter(|(_, spec)| in_cluster(spec)).collect();
+    let in_cluster = cluster_specs(config, state, &key);
     let (planned, client) = cluster::plan(context, config, &key, &in_cluster, false)
         .await
         .map_err(|err| format!("{err:#}"))?;
@@ -315,14 +319,11 @@ pub async fn restart(
         .into_iter()
         .find(|i| i.name == name && i.project_env == project_env)
     {
-        let (namespace, object) = cluster::place(&config, &instance);
-        cluster::restart(&config, &namespace, &object).await?;
+        let place = cluster::restart(&config, &instance).await?;
         if context.json {
-            output::print_json(&serde_json::json!({"restarted": format!("{namespace}/{object}")}));
+            output::print_json(&serde_json::json!({ "restarted": place }));
         } else {
-            crate::say!(
-                "{name} for {project_env} restarted in the cluster ({namespace}/{object})."
-            );
+            crate::say!("{name} for {project_env} restarted in the cluster ({place}).");
         }
         return Ok(());
     }
@@ -367,7 +368,7 @@ pub fn rows(views: &[InfraView]) -> Vec<Vec<String>> {
                 },
                 v.state.clone(),
                 if v.healthy { "healthy".into() } else { "not answering".into() },
-                v.pending.clone().unwrap_or_default(),
+                v.pending.clone().or_else(|| v.refused_change.clone()).unwrap_or_default(),
             ]
         })
         .collect()
