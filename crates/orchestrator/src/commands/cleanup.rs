@@ -117,6 +117,7 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
 
     let mut removed = Vec::new();
     let mut failed = Vec::new();
+    let mut purged = false;
     for item in &items {
         let result = match &item.target {
             Target::Snapshot(snapshot) => provider.delete_snapshot(snapshot).await,
@@ -125,15 +126,14 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
             Target::InfraData(leftover) => purge(context, &state, leftover).await,
         };
         match result {
-            Ok(()) => removed.push(format!("{} {}", item.kind, item.name)),
+            Ok(()) => {
+                purged |= matches!(item.target, Target::InfraData(_));
+                removed.push(format!("{} {}", item.kind, item.name));
+            }
             Err(err) => failed.push(format!("{} {}: {err}", item.kind, item.name)),
         }
     }
     // A replacement of master comes from its newest snapshot: it must not bring the data back.
-    let purged = items.iter().any(|item| {
-        matches!(item.target, Target::InfraData(_))
-            && removed.contains(&format!("{} {}", item.kind, item.name))
-    });
     if purged {
         let snapshot = match context.fleet_key() {
             Ok(key) => super::infrastructure::snapshot_master(&config, context, &key).await,

@@ -170,10 +170,13 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
         }
     }
     let mut infrastructure = infrastructure(&observed).await;
+    // A cluster that cannot say is one issue, not one per instance in it.
+    let mut cluster_silent = false;
     match super::infrastructure::cluster_views(context, &config, &state).await {
         Ok((views, unreachable)) => {
             infrastructure.extend(views);
             if let Some(err) = unreachable {
+                cluster_silent = true;
                 issues.push(format!("infrastructure in the Kubernetes cluster: {err}"));
             }
         }
@@ -186,7 +189,8 @@ pub async fn run(context: &Context) -> anyhow::Result<()> {
                 instance.name, instance.project_env
             ));
         }
-        if !instance.healthy && !instance.state.starts_with("unknown") {
+        let unknown = cluster_silent && instance.cluster.is_some();
+        if !instance.healthy && !unknown {
             let place = match &instance.cluster {
                 Some(place) => format!("in the cluster ({place})"),
                 None => "on master".into(),

@@ -76,10 +76,15 @@ impl DockerProject {
         self.project.as_ref().expect("until dropped")
     }
 
-    /// The images this fleet's deploys built.
+    /// The images this fleet's deploys built, sorted (the engine lists them by creation time,
+    /// in no fixed order within a second).
     fn images(&self) -> Vec<String> {
         let label = format!("label=orchestrator.workspace={}", self.workspace.display());
-        lines(self.engine, &["images", "--quiet", "--no-trunc", "--filter", &label])
+        let mut images =
+            lines(self.engine, &["images", "--quiet", "--no-trunc", "--filter", &label]);
+        images.sort();
+        images.dedup();
+        images
     }
 }
 
